@@ -1,0 +1,1 @@
+//! The cwms command: run, generate, transform, compact, replay, redrive

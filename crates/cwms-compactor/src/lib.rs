@@ -1,0 +1,1 @@
+//! The compaction protocol: raw metric-stream objects into the Parquet lake

@@ -1,0 +1,1 @@
+//! Metric-stream bytes (JSON lines, gzip or not) to datums and per-line problems

@@ -1,0 +1,1 @@
+//! The merge law, dedup and hourly rollups of metric-stream datums

@@ -1,0 +1,1 @@
+//! Object storage behind one small trait: a local directory or S3

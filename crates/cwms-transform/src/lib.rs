@@ -1,0 +1,1 @@
+//! The Firehose data-transformation handler and its Lambda entry point
