@@ -1,1 +1,214 @@
-//! Metric-stream bytes (JSON lines, gzip or not) to datums and per-line problems
+//! Metric-stream bytes in, datums and per-line problems out.
+//!
+//! The input is what CloudWatch puts in one Firehose record, or what Firehose writes into one
+//! raw S3 object: JSON objects separated by `\n` (`\r\n` tolerated, blank lines skipped, trailing
+//! newline optional), possibly gzip-wrapped. A bad line is data, not an error: it comes back as a
+//! [`LineError`] naming the line and the reason, beside the datums of the good lines, and the
+//! caller decides (the transform fails the whole record, the compactor reports the object).
+//!
+//! Nothing here does IO, reads the environment or needs an async runtime.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::io::Read;
+
+use cwms_model::Datum;
+
+mod line;
+
+pub use line::{LineProblem, decode_line};
+
+/// The default cap on decompressed bytes for one input: far above what one Firehose record
+/// (at most 1,000 KiB before compression) or one raw object from a 128 MiB Firehose buffer can
+/// legitimately hold, and far below what would exhaust a Lambda's memory.
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 256 * 1024 * 1024;
+
+/// What can go wrong with an input as a whole (as opposed to one of its lines).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input starts with the gzip magic bytes but does not decompress.
+    #[error("invalid gzip data: {reason}")]
+    Gzip { reason: String },
+    /// The input decompresses to more bytes than allowed (a gzip bomb, or a misconfigured cap).
+    #[error("gzip data decompresses to more than {cap} bytes (the decompression cap)")]
+    TooLarge { cap: usize },
+}
+
+/// Crate result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A line that could not be decoded into a datum.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}: {problem}")]
+pub struct LineError {
+    /// 1-based line number within the (decompressed) input.
+    pub line: usize,
+    pub problem: LineProblem,
+}
+
+/// The outcome of decoding one input.
+#[derive(Debug, Default)]
+pub struct Decoded<'a> {
+    /// The datums of the good lines, in input order.
+    pub datums: Vec<Datum<'a>>,
+    /// The bad lines, in input order.
+    pub errors: Vec<LineError>,
+}
+
+impl Decoded<'_> {
+    /// True when every non-blank line decoded.
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// True when the bytes start with the gzip magic number.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&GZIP_MAGIC)
+}
+
+/// Returns the plain bytes of an input: decompressed when it is gzip (detected by its magic
+/// bytes, concatenated members included), borrowed unchanged otherwise.
+///
+/// Decompression stops as soon as the output would exceed `max_decompressed_bytes`, so a gzip
+/// bomb costs at most that much memory and the time to inflate it.
+pub fn decompress(bytes: &[u8], max_decompressed_bytes: usize) -> Result<Cow<'_, [u8]>> {
+    if !is_gzip(bytes) {
+        return Ok(Cow::Borrowed(bytes));
+    }
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(max_decompressed_bytes));
+    let limit = max_decompressed_bytes as u64 + 1;
+    let mut reader = flate2::read::MultiGzDecoder::new(bytes).take(limit);
+    reader.read_to_end(&mut out).map_err(|e| Error::Gzip { reason: e.to_string() })?;
+    if out.len() > max_decompressed_bytes {
+        return Err(Error::TooLarge { cap: max_decompressed_bytes });
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Decodes newline-separated metric-stream JSON (already decompressed).
+pub fn decode_lines(bytes: &[u8]) -> Decoded<'_> {
+    let mut decoded = Decoded { datums: Vec::with_capacity(bytes.len() / 256 + 1), errors: Vec::new() };
+    for (index, line) in lines(bytes) {
+        match decode_line(line) {
+            Ok(datum) => decoded.datums.push(datum),
+            Err(problem) => decoded.errors.push(LineError { line: index + 1, problem }),
+        }
+    }
+    decoded
+}
+
+/// The non-blank lines of an input with their 0-based line index; `\r` before `\n` is dropped.
+pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    bytes.split(|&b| b == b'\n').enumerate().filter_map(|(i, line)| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        (!line.iter().all(u8::is_ascii_whitespace)).then_some((i, line))
+    })
+}
+
+/// Removes exact duplicates (every field equal, numbers bit for bit), keeping the first of each
+/// in input order, and returns how many were removed.
+///
+/// Firehose and CloudWatch deliver at least once, so an input may repeat a datum verbatim;
+/// duplicates that differ in any value are for the merge law to settle, not for this.
+pub fn dedup_exact(datums: &mut Vec<Datum<'_>>) -> usize {
+    let before = datums.len();
+    if before < 2 {
+        return 0;
+    }
+    let mut seen: HashSet<Datum<'_>> = HashSet::with_capacity(before);
+    datums.retain(|d| seen.insert(d.clone()));
+    before - datums.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const GOOD: &str = r#"{"metric_stream_name":"S","account_id":"1","region":"us-east-1","namespace":"AWS/EC2","metric_name":"CPUUtilization","dimensions":{"InstanceId":"i-1"},"timestamp":1611929640000,"value":{"count":1.0,"sum":2.0,"max":2.0,"min":2.0},"unit":"Percent"}"#;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Decodes `input` and renders the outcome as one line per datum (`ok metric@ts`) or error.
+    fn check(input: &str, expected: &[&str]) {
+        let decoded = decode_lines(input.as_bytes());
+        let mut got: Vec<String> = decoded.datums.iter().map(|d| format!("ok {}@{}", d.metric_name, d.timestamp_ms)).collect();
+        got.extend(decoded.errors.iter().map(|e| e.to_string()));
+        assert_eq!(got, expected, "input: {input}");
+    }
+
+    #[test]
+    fn line_splitting() {
+        check("", &[]);
+        check("\n\n  \n", &[]);
+        check(GOOD, &["ok CPUUtilization@1611929640000"]);
+        check(&format!("{GOOD}\n"), &["ok CPUUtilization@1611929640000"]);
+        check(&format!("{GOOD}\r\n\r\n{GOOD}"), &["ok CPUUtilization@1611929640000", "ok CPUUtilization@1611929640000"]);
+        check(&format!("\n{GOOD}\nnot json\n"), &["ok CPUUtilization@1611929640000", "line 3: invalid JSON: expected ident at column 2"]);
+    }
+
+    #[test]
+    fn plain_input_is_borrowed() {
+        assert!(matches!(decompress(GOOD.as_bytes(), 10).unwrap(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn gzip_round_trip_and_multiple_members() {
+        let mut two = gzip(GOOD.as_bytes());
+        two.extend(gzip(format!("\n{GOOD}\n").as_bytes()));
+        let plain = decompress(&two, 1 << 20).unwrap();
+        assert_eq!(decode_lines(&plain).datums.len(), 2);
+    }
+
+    #[test]
+    fn gzip_bomb_is_stopped_at_the_cap() {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![b' '; 50 << 20]).unwrap();
+        let bomb = e.finish().unwrap();
+        assert!(bomb.len() < 100 << 10, "a bomb is small: {}", bomb.len());
+        assert_eq!(decompress(&bomb, 1 << 20).unwrap_err(), Error::TooLarge { cap: 1 << 20 });
+        // Exactly at the cap is allowed.
+        let exact = gzip(&vec![b'\n'; 1000]);
+        assert_eq!(decompress(&exact, 1000).unwrap().len(), 1000);
+    }
+
+    #[test]
+    fn truncated_and_corrupt_gzip_are_errors() {
+        let whole = gzip(GOOD.as_bytes());
+        let truncated = &whole[..whole.len() / 2];
+        let err = decompress(truncated, 1 << 20).unwrap_err();
+        assert!(matches!(err, Error::Gzip { .. }), "{err}");
+        let mut corrupt = whole.clone();
+        corrupt[12] ^= 0xff;
+        corrupt[20] ^= 0xff;
+        assert!(matches!(decompress(&corrupt, 1 << 20).unwrap_err(), Error::Gzip { .. }));
+        assert!(matches!(decompress(&[0x1f, 0x8b], 1 << 20).unwrap_err(), Error::Gzip { .. }));
+    }
+
+    #[test]
+    fn exact_duplicates_are_removed_first_kept() {
+        let other = GOOD.replace("\"sum\":2.0", "\"sum\":3.0");
+        let input = format!("{GOOD}\n{other}\n{GOOD}\n{GOOD}");
+        let mut decoded = decode_lines(input.as_bytes());
+        assert_eq!(dedup_exact(&mut decoded.datums), 2);
+        let sums: Vec<f64> = decoded.datums.iter().map(|d| d.sum).collect();
+        assert_eq!(sums, [2.0, 3.0]);
+    }
+
+    #[test]
+    fn duplicates_differing_only_in_key_order_are_exact_duplicates() {
+        let reordered = r#"{"unit":"Percent","value":{"min":2.0,"max":2.0,"sum":2,"count":1},"timestamp":1611929640000,"dimensions":{"InstanceId":"i-1"},"metric_name":"CPUUtilization","namespace":"AWS/EC2","region":"us-east-1","account_id":"1","metric_stream_name":"S"}"#;
+        let input = format!("{GOOD}\n{reordered}");
+        let mut decoded = decode_lines(input.as_bytes());
+        assert!(decoded.is_clean(), "{:?}", decoded.errors);
+        assert_eq!(dedup_exact(&mut decoded.datums), 1);
+    }
+}
