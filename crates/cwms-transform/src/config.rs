@@ -1,0 +1,198 @@
+//! Configuration from environment variables, read once at cold start.
+//!
+//! Every `CWMS_` variable must be one this function knows and must parse: a typo in a deployed
+//! setting stops the cold start with a message instead of being silently ignored.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use cwms_decode::DEFAULT_MAX_DECOMPRESSED_BYTES;
+use cwms_model::Datum;
+
+use crate::MAX_RESPONSE_BYTES;
+
+/// A setting that is unknown or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("unknown setting {name} (known: {known})", known = KNOWN.join(", "))]
+    Unknown { name: String },
+    #[error("setting {name}={value:?}: {reason}")]
+    Invalid { name: String, value: String, reason: String },
+}
+
+const INCLUDE_NAMESPACES: &str = "CWMS_INCLUDE_NAMESPACES";
+const EXCLUDE_NAMESPACES: &str = "CWMS_EXCLUDE_NAMESPACES";
+const INCLUDE_METRICS: &str = "CWMS_INCLUDE_METRICS";
+const EXCLUDE_METRICS: &str = "CWMS_EXCLUDE_METRICS";
+const MAX_DECOMPRESSED_BYTES: &str = "CWMS_MAX_DECOMPRESSED_BYTES";
+const MAX_RESPONSE: &str = "CWMS_MAX_RESPONSE_BYTES";
+const KNOWN: [&str; 6] =
+    [INCLUDE_NAMESPACES, EXCLUDE_NAMESPACES, INCLUDE_METRICS, EXCLUDE_METRICS, MAX_DECOMPRESSED_BYTES, MAX_RESPONSE];
+
+/// The handler's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub filters: Filters,
+    /// Cap on the decompressed size of one gzip-wrapped record.
+    pub max_decompressed_bytes: usize,
+    /// Cap on the serialized response (Lambda's limit is 6 MB).
+    pub max_response_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            filters: Filters::default(),
+            max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
+            max_response_bytes: MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// Include and exclude filters by namespace and metric name (comma-separated globs, where `*`
+/// also matches `/`: `AWS/*` matches every AWS namespace). A datum is kept when it matches the
+/// include lists (an empty list includes everything) and matches no exclude list.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    include_namespaces: Option<GlobSet>,
+    exclude_namespaces: Option<GlobSet>,
+    include_metrics: Option<GlobSet>,
+    exclude_metrics: Option<GlobSet>,
+}
+
+impl Filters {
+    /// True when the datum passes every filter.
+    pub fn keep(&self, datum: &Datum<'_>) -> bool {
+        let included = |set: &Option<GlobSet>, s: &str| set.as_ref().is_none_or(|g| g.is_match(s));
+        let excluded = |set: &Option<GlobSet>, s: &str| set.as_ref().is_some_and(|g| g.is_match(s));
+        included(&self.include_namespaces, &datum.namespace)
+            && included(&self.include_metrics, &datum.metric_name)
+            && !excluded(&self.exclude_namespaces, &datum.namespace)
+            && !excluded(&self.exclude_metrics, &datum.metric_name)
+    }
+
+    /// True when no filter is set.
+    pub fn is_empty(&self) -> bool {
+        self.include_namespaces.is_none()
+            && self.exclude_namespaces.is_none()
+            && self.include_metrics.is_none()
+            && self.exclude_metrics.is_none()
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_vars(std::env::vars())
+    }
+
+    /// Reads the configuration from `(name, value)` pairs; names not starting with `CWMS_` are ignored.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        for (name, value) in vars {
+            if !name.starts_with("CWMS_") {
+                continue;
+            }
+            let invalid = |reason: String| ConfigError::Invalid { name: name.clone(), value: value.clone(), reason };
+            match name.as_str() {
+                INCLUDE_NAMESPACES => config.filters.include_namespaces = globs(&value).map_err(invalid)?,
+                EXCLUDE_NAMESPACES => config.filters.exclude_namespaces = globs(&value).map_err(invalid)?,
+                INCLUDE_METRICS => config.filters.include_metrics = globs(&value).map_err(invalid)?,
+                EXCLUDE_METRICS => config.filters.exclude_metrics = globs(&value).map_err(invalid)?,
+                MAX_DECOMPRESSED_BYTES => config.max_decompressed_bytes = positive(&value).map_err(invalid)?,
+                MAX_RESPONSE => {
+                    let bytes = positive(&value).map_err(&invalid)?;
+                    if bytes > MAX_RESPONSE_BYTES {
+                        return Err(invalid(format!("must not exceed {MAX_RESPONSE_BYTES}, Lambda's response limit")));
+                    }
+                    config.max_response_bytes = bytes;
+                }
+                _ => return Err(ConfigError::Unknown { name }),
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// A comma-separated list of globs; empty text means "no filter".
+fn globs(value: &str) -> Result<Option<GlobSet>, String> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for (i, pattern) in value.split(',').map(str::trim).enumerate() {
+        if pattern.is_empty() {
+            return Err(format!("item {} of the list is empty", i + 1));
+        }
+        builder.add(Glob::new(pattern).map_err(|e| format!("item {} ({pattern:?}): {e}", i + 1))?);
+    }
+    builder.build().map(Some).map_err(|e| e.to_string())
+}
+
+fn positive(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(0) => Err("must be greater than zero".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number of bytes: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
+        Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).map_err(|e| e.to_string())
+    }
+
+    fn datum(namespace: &'static str, metric: &'static str) -> Datum<'static> {
+        let line = format!(
+            r#"{{"account_id":"1","region":"r","namespace":"{namespace}","metric_name":"{metric}","timestamp":0,"value":{{"count":1,"sum":1,"max":1,"min":1}}}}"#
+        );
+        cwms_decode::decode_line(line.as_bytes()).unwrap().into_owned()
+    }
+
+    fn check(vars: &[(&str, &str)], kept: &[(&'static str, &'static str)], dropped: &[(&'static str, &'static str)]) {
+        let config = config(vars).unwrap();
+        for (ns, m) in kept {
+            assert!(config.filters.keep(&datum(ns, m)), "{ns} {m} should be kept with {vars:?}");
+        }
+        for (ns, m) in dropped {
+            assert!(!config.filters.keep(&datum(ns, m)), "{ns} {m} should be dropped with {vars:?}");
+        }
+    }
+
+    #[test]
+    fn filters() {
+        check(&[], &[("AWS/EC2", "CPUUtilization")], &[]);
+        check(&[("PATH", "/bin"), ("CWMS_INCLUDE_NAMESPACES", "")], &[("AWS/EC2", "CPUUtilization")], &[]);
+        check(&[("CWMS_INCLUDE_NAMESPACES", "AWS/*")], &[("AWS/EC2", "x"), ("AWS/CloudWatch/MetricStreams", "x")], &[("App", "x")]);
+        check(&[("CWMS_EXCLUDE_NAMESPACES", "AWS/Usage, AWS/Logs")], &[("AWS/EC2", "x")], &[("AWS/Usage", "x"), ("AWS/Logs", "x")]);
+        check(
+            &[("CWMS_INCLUDE_NAMESPACES", "AWS/*"), ("CWMS_EXCLUDE_METRICS", "StatusCheck*")],
+            &[("AWS/EC2", "CPUUtilization")],
+            &[("AWS/EC2", "StatusCheckFailed"), ("App", "CPUUtilization")],
+        );
+        check(&[("CWMS_INCLUDE_METRICS", "CPU*,Disk*")], &[("A", "CPUUtilization"), ("A", "DiskWriteOps")], &[("A", "NetworkIn")]);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        assert_eq!(
+            config(&[("CWMS_INCLUDE_NAMESPACE", "AWS/*")]).unwrap_err(),
+            "unknown setting CWMS_INCLUDE_NAMESPACE (known: CWMS_INCLUDE_NAMESPACES, CWMS_EXCLUDE_NAMESPACES, CWMS_INCLUDE_METRICS, CWMS_EXCLUDE_METRICS, CWMS_MAX_DECOMPRESSED_BYTES, CWMS_MAX_RESPONSE_BYTES)"
+        );
+        assert_eq!(
+            config(&[("CWMS_MAX_DECOMPRESSED_BYTES", "10MB")]).unwrap_err(),
+            "setting CWMS_MAX_DECOMPRESSED_BYTES=\"10MB\": not a whole number of bytes: invalid digit found in string"
+        );
+        assert_eq!(config(&[("CWMS_MAX_DECOMPRESSED_BYTES", "0")]).unwrap_err(), "setting CWMS_MAX_DECOMPRESSED_BYTES=\"0\": must be greater than zero");
+        assert_eq!(
+            config(&[("CWMS_MAX_RESPONSE_BYTES", "7000000")]).unwrap_err(),
+            "setting CWMS_MAX_RESPONSE_BYTES=\"7000000\": must not exceed 6000000, Lambda's response limit"
+        );
+        assert_eq!(config(&[("CWMS_EXCLUDE_METRICS", "a,,b")]).unwrap_err(), "setting CWMS_EXCLUDE_METRICS=\"a,,b\": item 2 of the list is empty");
+        assert!(config(&[("CWMS_EXCLUDE_METRICS", "a[")]).unwrap_err().starts_with("setting CWMS_EXCLUDE_METRICS=\"a[\": item 1 (\"a[\"): "));
+        assert_eq!(config(&[("CWMS_MAX_DECOMPRESSED_BYTES", "1048576")]).unwrap().max_decompressed_bytes, 1 << 20);
+    }
+}
