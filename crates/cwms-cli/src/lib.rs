@@ -1,1 +1,0 @@
-//! The cwms command: run, generate, transform, compact, replay, redrive
