@@ -49,7 +49,10 @@ pub fn decode_line(line: &[u8]) -> Result<Datum<'_>, LineProblem> {
     let result = DatumSeed { state: &mut state }
         .deserialize(&mut deserializer)
         .and_then(|datum| deserializer.end().map(|()| datum));
-    result.map_err(|error| state.problem.take().unwrap_or_else(|| classify(&error, state.field.take())))
+    result.map_err(|error| {
+        let field = state.in_field.then(|| std::mem::take(&mut state.field));
+        state.problem.take().unwrap_or_else(|| classify(&error, field))
+    })
 }
 
 /// Turns a serde_json error into a problem, naming the field being read when there was one.
@@ -72,13 +75,26 @@ fn classify(error: &serde_json::Error, field: Option<String>) -> LineProblem {
 
 #[derive(Default)]
 struct State {
-    /// The field whose value is being read, for error messages; `None` between fields.
-    field: Option<String>,
+    /// The field whose value is being read, for error messages (reused: no allocation per field).
+    field: String,
+    /// Whether `field` is being read; false between fields.
+    in_field: bool,
     /// A problem found by validation (as opposed to one serde_json reports).
     problem: Option<LineProblem>,
 }
 
 impl State {
+    fn enter(&mut self, prefix: &str, name: &str) {
+        self.field.clear();
+        self.field.push_str(prefix);
+        self.field.push_str(name);
+        self.in_field = true;
+    }
+
+    fn leave(&mut self) {
+        self.in_field = false;
+    }
+
     fn fail<E: de::Error>(&mut self, problem: LineProblem) -> E {
         let error = E::custom(&problem);
         self.problem = Some(problem);
@@ -127,7 +143,7 @@ impl<'de> Visitor<'de> for DatumSeed<'_> {
             if std::mem::replace(&mut seen[index], true) {
                 return Err(state.fail(LineProblem::DuplicateField(FIELDS[index].to_owned())));
             }
-            state.field = Some(FIELDS[index].to_owned());
+            state.enter("", FIELDS[index]);
             match index {
                 0 => stream_name = Some(map.next_value::<Str<'de>>()?.0),
                 1 => account_id = Some(map.next_value::<Str<'de>>()?.0),
@@ -139,7 +155,7 @@ impl<'de> Visitor<'de> for DatumSeed<'_> {
                 7 => value = Some(map.next_value_seed(ValueSeed { state: &mut *state })?),
                 _ => unit = Some(map.next_value::<Str<'de>>()?.0),
             }
-            state.field = None;
+            state.leave();
         }
 
         if !seen.iter().any(|s| *s) {
@@ -300,7 +316,7 @@ impl<'de> Visitor<'de> for DimensionsSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut dimensions = Vec::with_capacity(map.size_hint().unwrap_or(4));
         while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
-            self.state.field = Some(format!("dimensions.{name}"));
+            self.state.enter("dimensions.", &name);
             let Str(value) = map.next_value::<Str<'de>>()?;
             dimensions.push((name, value));
         }
@@ -344,7 +360,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         let mut required: [Option<f64>; 4] = [None; 4];
         let mut stats = Vec::new();
         while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
-            self.state.field = Some(format!("value.{name}"));
+            self.state.enter("value.", &name);
             let Number(v) = map.next_value::<Number>()?;
             let slot = match name.as_ref() {
                 "count" => Some(0),
@@ -443,6 +459,17 @@ mod tests {
             r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{},"timestamp":60000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#,
         );
         ok(r#""timestamp":60000"#, r#""timestamp":60000.0"#, &BASE.replace(r#""count":1,"sum":2,"max":3,"min":0"#, r#""count":1.0,"sum":2.0,"max":3.0,"min":0.0"#));
+    }
+
+    /// Numbers read back to exactly the float their text denotes (serde_json's default parser
+    /// is off by one ulp on some inputs; the lake must hold what CloudWatch sent).
+    #[test]
+    fn numbers_are_read_exactly() {
+        for text in ["463.04499999999996", "699933.8159999999", "0.00133333333333333", "2.2250738585072014e-308", "1e-300", "17.8764", "9007199254740993"] {
+            let line = BASE.replace(r#""sum":2"#, &format!(r#""sum":{text}"#));
+            let datum = decode_line(line.as_bytes()).unwrap();
+            assert_eq!(datum.sum.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+        }
     }
 
     #[test]

@@ -1,0 +1,37 @@
+//! The compactor Lambda: settings and clients once at cold start, one compaction per scheduled event.
+
+use std::sync::Arc;
+
+use cwms_compactor::{GlueTarget, Options, Settings, compact, emf_document};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let settings = Settings::from_vars(std::env::vars())?;
+    let raw = cwms_store::open(&settings.raw).await?;
+    let lake = cwms_store::open(&settings.lake).await?;
+    let mut options = Options::default();
+    options.write.codec = settings.codec;
+    if let Some((database, table_prefix)) = &settings.glue {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let target = GlueTarget { database: database.clone(), table_prefix: table_prefix.clone(), lake_url: settings.lake.clone() };
+        options.glue = Some((aws_sdk_glue::Client::new(&config), target));
+    }
+    let (settings, options) = (Arc::new(settings), Arc::new(options));
+    let function_name: Arc<str> = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default().into();
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+        let (raw, lake, settings, options, function_name) = (raw.clone(), lake.clone(), settings.clone(), options.clone(), function_name.clone());
+        async move {
+            let report = compact(raw.as_ref(), &settings.raw, lake.as_ref(), &options).await;
+            println!("{}", emf_document(report.as_ref().ok(), &function_name));
+            let report = report?;
+            tracing::info!(?report, "compaction finished");
+            if !report.is_success() {
+                return Err(Error::from(format!("compaction finished with problems: {:?} {:?}", report.objects_failed, report.partition_errors)));
+            }
+            Ok::<_, Error>(report.summary_json())
+        }
+    }))
+    .await
+}
