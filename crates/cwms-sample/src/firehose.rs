@@ -1,0 +1,374 @@
+//! Delivery as Firehose sees it: CloudWatch's records, the transformation events Firehose builds
+//! from them, and the raw objects it writes to S3 when no transform is configured.
+//!
+//! The model, with the facts it rests on:
+//! - CloudWatch closes a minute and sends its datums a couple of minutes later, packing many
+//!   JSON lines into each Firehose record (a record is at most 1,000 KiB; real ones are a few KB
+//!   to about 100 KB).
+//! - Delivery is at least once, so a datum line may arrive twice, verbatim; and datums may arrive
+//!   late, in a record carrying a later minute.
+//! - Malformed records are possible whenever anything but CloudWatch can write to the delivery
+//!   stream. Here they are extra records that copy part of a neighbouring good record and damage
+//!   it, so the good records alone still carry every datum: a correct pipeline's output is
+//!   exactly [`crate::datums`], whatever the shares.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use cwms_model::utc_hour;
+use cwms_transform::{FirehoseEvent, FirehoseRecord};
+
+use crate::draw::{Draw, stream};
+use crate::{Error, MINUTE_MS, Minutes, Result, Spec, wire};
+
+/// The largest Firehose record: 1,000 KiB before base64.
+pub const MAX_RECORD_BYTES: usize = 1_000 * 1024;
+
+/// The default cap on one serialized transformation event: Firehose's largest Lambda buffer
+/// (3 MiB of record data) grows by 4/3 in base64, to about 4 MiB with the JSON around it.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Firehose's default S3 buffering interval: an object holds at most five minutes of arrivals.
+pub const RAW_BUFFER_INTERVAL_MS: i64 = 300_000;
+
+/// Firehose's default S3 buffer size: an object holds about 5 MiB of records (before gzip).
+pub const RAW_BUFFER_BYTES: usize = 5 * 1024 * 1024;
+
+/// How long after a minute ends CloudWatch's records for it start to arrive.
+const DELIVERY_DELAY_MS: i64 = 90_000;
+
+/// The latest a late datum arrives, in minutes after its own minute's records.
+const MAX_LATE_MINUTES: u64 = 15;
+
+/// The smallest and largest size CloudWatch aims for when it fills a record.
+const RECORD_TARGET_BYTES: (u64, u64) = (4 * 1024, 128 * 1024);
+
+/// How many lines of the neighbouring good record a malformed record copies, at most.
+const MALFORMED_LINES: usize = 10;
+
+/// How a malformed record is damaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Malformation {
+    /// One line stops partway, as if a writer was cut off: invalid JSON.
+    TruncatedLine,
+    /// One line has no `value` object: valid JSON, but not a datum.
+    MissingValue,
+    /// One line has a statistic given as a string (`"sum":"12.0"`): a wrong type.
+    NonNumberStatistic,
+    /// The record is gzip, cut off halfway: it does not decompress.
+    BadGzip,
+}
+
+impl Malformation {
+    /// Every kind, in declaration order.
+    pub const ALL: [Malformation; 4] =
+        [Malformation::TruncatedLine, Malformation::MissingValue, Malformation::NonNumberStatistic, Malformation::BadGzip];
+
+    /// The kebab-case name, as a command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Malformation::TruncatedLine => "truncated-line",
+            Malformation::MissingValue => "missing-value",
+            Malformation::NonNumberStatistic => "non-number-statistic",
+            Malformation::BadGzip => "bad-gzip",
+        }
+    }
+}
+
+/// One Firehose record as CloudWatch (or a misbehaving producer) would put it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleRecord {
+    /// The record's bytes: JSON lines each ending in `\n`, possibly gzip-wrapped.
+    pub bytes: Vec<u8>,
+    /// When Firehose received it, in epoch milliseconds; records come in arrival order.
+    pub arrival_ms: i64,
+    /// `Some` when the record was damaged on purpose, and how; such a record must fail.
+    pub malformed: Option<Malformation>,
+}
+
+impl SampleRecord {
+    pub fn is_malformed(&self) -> bool {
+        self.malformed.is_some()
+    }
+}
+
+/// The records CloudWatch would send Firehose for the spec, in arrival order.
+///
+/// Each minute's datums (in series order, preceded by any late datums due then) are packed into
+/// records of a few KB to 128 KiB that arrive spread over the minute after the delivery delay.
+/// [`Spec::late_share`] of the datums move to a record 1 to 15 minutes later;
+/// [`Spec::duplicate_share`] of the lines are repeated later in the same minute's records;
+/// [`Spec::malformed_share`] of all records are malformed extras; [`Spec::gzip_share`] of the
+/// good records are gzip-wrapped.
+///
+/// # Panics
+///
+/// If the spec is invalid (see [`Spec::validate`]).
+pub fn records(spec: &Spec) -> Vec<SampleRecord> {
+    let mut minutes = Minutes::new(spec);
+    let origin = spec.origin();
+    let mut packer = Packer { spec, draw: Draw::new(spec.seed, stream::RECORDS), out: Vec::new() };
+    // Lines held back for a later minute's records, by the index of that minute.
+    let mut late: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut minute = 0u64;
+    while let Some((timestamp_ms, values)) = minutes.next_minute() {
+        let mut lines = late.remove(&minute).unwrap_or_default();
+        for (series, v) in minutes.series.iter().zip(&values) {
+            let mut line = Vec::with_capacity(400);
+            wire::write_line(&origin, series, timestamp_ms, v, &mut line);
+            if packer.draw.chance(spec.late_share) {
+                let delay = packer.draw.between(1, MAX_LATE_MINUTES);
+                late.entry(minute + delay).or_default().push(line);
+            } else {
+                lines.push(line);
+            }
+        }
+        packer.send(minute, lines);
+        minute += 1;
+    }
+    // Late datums due after the last minute still arrive, a minute at a time.
+    for (minute, lines) in late {
+        packer.send(minute, lines);
+    }
+    packer.out
+}
+
+/// Packs the lines due in one minute into records.
+struct Packer<'a> {
+    spec: &'a Spec,
+    draw: Draw,
+    out: Vec<SampleRecord>,
+}
+
+impl Packer<'_> {
+    fn send(&mut self, minute: u64, lines: Vec<Vec<u8>>) {
+        let lines = self.with_duplicates(lines);
+        let mut records: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut current: Vec<Vec<u8>> = Vec::new();
+        let (mut size, mut target) = (0usize, self.target());
+        for line in lines {
+            if !current.is_empty() && size + line.len() > target {
+                records.push(std::mem::take(&mut current));
+                (size, target) = (0, self.target());
+            }
+            size += line.len();
+            current.push(line);
+        }
+        if !current.is_empty() {
+            records.push(current);
+        }
+        // The minute's records arrive in order over the minute after the delivery delay.
+        let base = self.spec.start_ms + (minute as i64 + 1) * MINUTE_MS + DELIVERY_DELAY_MS;
+        let count = records.len() as i64;
+        for (i, lines) in records.into_iter().enumerate() {
+            let arrival_ms = base + (i as i64 * MINUTE_MS + self.draw.below(MINUTE_MS as u64) as i64) / count;
+            while self.draw.chance(self.spec.malformed_share) {
+                let kind = *self.draw.pick(&self.spec.malformations);
+                let bytes = malformed(kind, &lines, &mut self.draw);
+                self.out.push(SampleRecord { bytes, arrival_ms, malformed: Some(kind) });
+            }
+            let text = lines.concat();
+            debug_assert!(text.len() <= MAX_RECORD_BYTES);
+            let bytes = if self.draw.chance(self.spec.gzip_share) { gzip(&text) } else { text };
+            self.out.push(SampleRecord { bytes, arrival_ms, malformed: None });
+        }
+    }
+
+    /// The lines with [`Spec::duplicate_share`] of them repeated at a later position.
+    fn with_duplicates(&mut self, lines: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        if self.spec.duplicate_share == 0.0 {
+            return lines;
+        }
+        // Originals sit at even keys 2i, a copy of line i at an odd key 2j+1 for some j >= i,
+        // so one stable sort places every copy after its original in linear-logarithmic time.
+        let len = lines.len() as u64;
+        let mut keyed: Vec<(u64, usize)> = Vec::with_capacity(lines.len() + lines.len() / 8);
+        for i in 0..len {
+            keyed.push((2 * i, i as usize));
+            if self.draw.chance(self.spec.duplicate_share) {
+                keyed.push((2 * self.draw.between(i, len - 1) + 1, i as usize));
+            }
+        }
+        keyed.sort_by_key(|&(key, _)| key);
+        keyed.into_iter().map(|(_, i)| lines[i].clone()).collect()
+    }
+
+    /// The size the next record is filled to.
+    fn target(&mut self) -> usize {
+        self.draw.between(RECORD_TARGET_BYTES.0, RECORD_TARGET_BYTES.1) as usize
+    }
+}
+
+/// A malformed copy of the first lines of a good record, damaged as `kind` says.
+fn malformed(kind: Malformation, lines: &[Vec<u8>], draw: &mut Draw) -> Vec<u8> {
+    let lines = &lines[..lines.len().min(MALFORMED_LINES)];
+    let victim = draw.index(lines.len());
+    let mut text = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i != victim {
+            text.extend_from_slice(line);
+            continue;
+        }
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        match kind {
+            Malformation::TruncatedLine => {
+                // Any proper prefix of a JSON object is invalid JSON: the object never closes.
+                let cut = 1 + draw.index(body.len() - 1);
+                text.extend_from_slice(&body[..cut]);
+            }
+            Malformation::MissingValue => {
+                let start = find(body, b",\"value\":{").expect("every line has a value");
+                let end = start + find(&body[start..], b"}").expect("the value object closes");
+                text.extend_from_slice(&body[..start]);
+                text.extend_from_slice(&body[end + 1..]);
+            }
+            Malformation::NonNumberStatistic => {
+                let name = *draw.pick(&["max", "min", "sum", "count"]);
+                let value_at = find(body, b"\"value\":{").expect("every line has a value");
+                let key = format!("\"{name}\":");
+                let start = value_at + find(&body[value_at..], key.as_bytes()).expect("every value has the four statistics") + key.len();
+                let end = start + body[start..].iter().position(|&b| b == b',' || b == b'}').expect("the value object closes");
+                text.extend_from_slice(&body[..start]);
+                text.push(b'"');
+                text.extend_from_slice(&body[start..end]);
+                text.push(b'"');
+                text.extend_from_slice(&body[end..]);
+            }
+            Malformation::BadGzip => text.extend_from_slice(body),
+        }
+        text.push(b'\n');
+    }
+    if kind == Malformation::BadGzip {
+        let mut whole = gzip(&text);
+        whole.truncate(whole.len() / 2);
+        return whole;
+    }
+    text
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Gzip with a fixed header (no file name, modification time 0), so the bytes are reproducible.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::GzBuilder::new().mtime(0).write(Vec::with_capacity(bytes.len() / 4), flate2::Compression::default());
+    encoder.write_all(bytes).expect("writing into a Vec cannot fail");
+    encoder.finish().expect("writing into a Vec cannot fail")
+}
+
+/// Batches records, in order, into Firehose data-transformation events of at most
+/// `max_event_bytes` each when serialized as JSON (the Lambda invocation payload).
+///
+/// Record ids look like Firehose's (56 decimal digits, increasing within the delivery stream)
+/// and depend only on the seed and the record's position, not on the batching; invocation ids
+/// are UUIDs. `approximateArrivalTimestamp` is the record's arrival.
+///
+/// Firehose also cuts a batch when its buffer interval passes; this does not, so events come out
+/// as large as allowed, which is what load tests want.
+///
+/// # Errors
+///
+/// [`Error::EventTooSmall`] when some record does not fit in an event of that size even alone.
+pub fn firehose_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: usize) -> Result<Vec<FirehoseEvent>> {
+    let mut record_ids = Draw::new(spec.seed, stream::EVENT_IDS);
+    let mut invocation_ids = Draw::new(spec.seed, stream::INVOCATION_IDS);
+    // The digits of a Kinesis-style sequence number that stay the same within one stream.
+    let stream_digits = format!("{:012}{:012}", record_ids.below(1_000_000_000_000), record_ids.below(1_000_000_000_000));
+    let envelope = |invocation_id: String| FirehoseEvent {
+        invocation_id: Some(invocation_id),
+        delivery_stream_arn: Some(format!("arn:aws:firehose:{}:{}:deliverystream/{}", spec.region, spec.account_id, spec.stream_name)),
+        region: Some(spec.region.clone()),
+        records: Vec::new(),
+    };
+    // Every invocation id has the same length, so the envelope's size is known up front.
+    let envelope_bytes = serialized_len(&envelope(String::from("00000000-0000-4000-8000-000000000000")));
+
+    let mut events = Vec::new();
+    let mut current = envelope(invocation_ids.uuid());
+    let mut current_bytes = envelope_bytes;
+    for (index, record) in records.iter().enumerate() {
+        let record = FirehoseRecord {
+            record_id: format!("49{stream_digits}{index:021}{:09}", record_ids.below(1_000_000_000)),
+            approximate_arrival_timestamp: Some(record.arrival_ms as f64),
+            data: Some(BASE64.encode(&record.bytes)),
+        };
+        let record_bytes = serialized_len(&record);
+        if envelope_bytes + record_bytes > max_event_bytes {
+            return Err(Error::EventTooSmall { index, needed: envelope_bytes + record_bytes, max: max_event_bytes });
+        }
+        // A comma separates a record from the one before it.
+        let added = record_bytes + usize::from(!current.records.is_empty());
+        if current_bytes + added > max_event_bytes {
+            events.push(std::mem::replace(&mut current, envelope(invocation_ids.uuid())));
+            current_bytes = envelope_bytes + record_bytes;
+        } else {
+            current_bytes += added;
+        }
+        current.records.push(record);
+    }
+    if !current.records.is_empty() {
+        events.push(current);
+    }
+    Ok(events)
+}
+
+fn serialized_len<T: serde::Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).expect("serializing to a Vec cannot fail").len()
+}
+
+/// One object as Firehose writes it to S3 with GZIP compression and no transform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawObject {
+    /// `raw/YYYY/MM/DD/HH/<stream>-1-YYYY-MM-DD-HH-MM-SS-<uuid>.gz`: Firehose's default UTC hour
+    /// prefix (under `raw/`) and object name, from the first record's arrival.
+    pub key: String,
+    /// The gzip of the records' bytes, concatenated as they arrived (Firehose adds no separator).
+    pub bytes: Vec<u8>,
+    /// How many records the object holds.
+    pub records: usize,
+}
+
+/// The objects Firehose would write from the records without a transform: a new object when the
+/// buffer interval ([`RAW_BUFFER_INTERVAL_MS`]) has passed since the first buffered record, when
+/// the buffer would exceed [`RAW_BUFFER_BYTES`], or when the arrival hour (the prefix) changes.
+///
+/// Records are copied verbatim, malformed ones included, exactly as Firehose would.
+pub fn raw_objects(spec: &Spec, records: &[SampleRecord]) -> Vec<RawObject> {
+    let mut names = Draw::new(spec.seed, stream::RAW_NAMES);
+    let mut objects = Vec::new();
+    let mut start = 0;
+    while start < records.len() {
+        let first = &records[start];
+        let hour = utc_hour(first.arrival_ms);
+        let mut end = start;
+        let mut size = 0;
+        while end < records.len() {
+            let r = &records[end];
+            let full = end > start && size + r.bytes.len() > RAW_BUFFER_BYTES;
+            if full || r.arrival_ms - first.arrival_ms >= RAW_BUFFER_INTERVAL_MS || utc_hour(r.arrival_ms) != hour {
+                break;
+            }
+            size += r.bytes.len();
+            end += 1;
+        }
+        let mut buffer = Vec::with_capacity(size);
+        for r in &records[start..end] {
+            buffer.extend_from_slice(&r.bytes);
+        }
+        let seconds = first.arrival_ms.div_euclid(1000);
+        let (minute, second) = ((seconds / 60) % 60, seconds % 60);
+        let (date, hh) = (hour.date(), hour.hour_text());
+        let key = format!(
+            "raw/{}/{hh}/{}-1-{date}-{hh}-{minute:02}-{second:02}-{}.gz",
+            date.replace('-', "/"),
+            spec.stream_name,
+            names.uuid()
+        );
+        objects.push(RawObject { key, bytes: gzip(&buffer), records: end - start });
+        start = end;
+    }
+    objects
+}
