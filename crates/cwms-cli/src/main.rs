@@ -4,6 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod compact;
+mod firehose_put;
+mod generate;
+mod local_firehose;
+mod redrive;
+mod replay;
+mod run;
 mod transform;
 
 /// CloudWatch Metric Streams to a Parquet lake: transform, compact, generate, replay, re-drive.
@@ -16,14 +23,30 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole pipeline locally: generate an hour of data, transform it as Firehose would,
+    /// write raw/ and errors/, and compact into a Parquet lake (no AWS account needed).
+    Run(run::Args),
     /// Run the Firehose transform on an event file and print the response, as the Lambda would.
     Transform(transform::Args),
+    /// Generate realistic CloudWatch metric-stream data: NDJSON, Firehose events or raw S3 objects.
+    Generate(generate::Args),
+    /// Compact raw metric-stream objects (a folder or S3) into the Parquet lake.
+    Compact(compact::Args),
+    /// Send metric-stream NDJSON files (or a raw folder) into a Firehose delivery stream, packed as CloudWatch packs them.
+    Replay(replay::Args),
+    /// Put the records the transform failed (Firehose's processing-failed error objects) back into a delivery stream.
+    Redrive(redrive::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Transform(args) => transform::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Compact(args) => compact::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Redrive(args) => redrive::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,172 @@
+//! `cwms run`: the whole pipeline on one machine, no AWS account.
+//!
+//! Generates about an hour of realistic metric-stream data, feeds it through the transform
+//! exactly as Firehose would (events of at most 3 MB, base64, the Lambda's own handler), writes
+//! what Firehose would write (`raw/` and `errors/processing-failed/`), then compacts `raw/` into
+//! `lake/`. A small share of records is malformed on purpose so the failure path shows.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use cwms_compactor::{Options, Progress};
+use cwms_parquet::Table;
+use cwms_sample::Spec;
+use cwms_store::{LocalStore, ObjectStore, PutMode};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::local_firehose::Firehose;
+
+/// Firehose's largest Lambda buffer: it invokes the transform with at most 3 MB of records.
+const EVENT_BYTES: usize = 3 * 1024 * 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The folder standing in for the S3 bucket: raw/, errors/ and lake/ are written below it.
+    #[arg(long, default_value = "cwms-demo", value_name = "DIR")]
+    pub out: PathBuf,
+    /// How many series to generate (spread over AWS/EC2, AWS/Lambda, AWS/ApiGateway, AWS/DynamoDB
+    /// and an application's own namespace).
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub series: u32,
+    /// How many minutes of data.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub minutes: u32,
+    /// First minute of the data, RFC 3339 (`2026-11-26T07:00:00Z`) or epoch milliseconds;
+    /// default: the start of the previous UTC hour, so the data looks fresh.
+    #[arg(long, value_name = "TIME", value_parser = crate::generate::parse_start)]
+    pub start: Option<i64>,
+    /// Share of Firehose records made malformed on purpose (they end up in errors/).
+    #[arg(long, default_value = "0.01", value_parser = crate::generate::parse_share)]
+    pub malformed: f64,
+    /// Seed of every random choice: the same seed and start give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let start_ms = args.start.unwrap_or_else(previous_hour_ms);
+    let spec = Spec {
+        start_ms,
+        minutes: args.minutes,
+        series: args.series,
+        seed: args.seed,
+        malformed_share: args.malformed,
+        duplicate_share: 0.02,
+        late_share: 0.02,
+        gzip_share: 0.05,
+        stream_name: "cwms-demo".to_owned(),
+        ..Spec::default()
+    };
+    spec.validate().context("invalid data specification")?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let out = args.out.canonicalize().with_context(|| format!("resolving {}", args.out.display()))?;
+
+    // 1. CloudWatch: the records a metric stream hands Firehose.
+    let records = cwms_sample::records(&spec);
+    let events = cwms_sample::firehose_events(&spec, &records, EVENT_BYTES).context("batching records into Firehose events")?;
+    let generated_datums = u64::from(spec.series) * u64::from(spec.minutes);
+
+    // 2. Firehose invokes the transform with each event and writes what it answers.
+    let transform_bar = progress_bar(events.len() as u64, "transform  {bar:30} {pos}/{len} Firehose events");
+    let config = cwms_transform::Config::default();
+    let mut firehose = Firehose::new(&spec.stream_name);
+    for event in &events {
+        let outcome = cwms_transform::transform(&config, event);
+        firehose.deliver(event, &outcome);
+        transform_bar.inc(1);
+    }
+    transform_bar.finish_and_clear();
+    let delivery = firehose.finish();
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let report = runtime.block_on(async {
+        let bucket = LocalStore::create(&out).await.with_context(|| format!("opening {}", out.display()))?;
+        for (key, bytes) in delivery.raw.iter().chain(&delivery.errors) {
+            bucket.put(key, Bytes::from(bytes.clone()), PutMode::Overwrite).await?;
+        }
+
+        // 3. The compactor: raw/ into lake/.
+        let raw = LocalStore::create(out.join("raw")).await?;
+        let lake = LocalStore::create(out.join("lake")).await?;
+        let bar = progress_bar(0, "compact    {bar:30} {binary_bytes}/{binary_total_bytes} raw objects read  {msg}");
+        let progress = bar.clone();
+        let options = Options {
+            progress: Some(Arc::new(move |event| match event {
+                Progress::Listed { bytes, .. } => progress.set_length(bytes),
+                Progress::ObjectRead { bytes } => progress.inc(bytes),
+                Progress::Publishing { objects } => progress.set_message(format!("writing {objects} lake objects")),
+                Progress::ObjectWritten => {}
+            })),
+            ..Options::default()
+        };
+        let report = cwms_compactor::compact(&raw, "raw", &lake, &options).await;
+        bar.finish_and_clear();
+        let summary = cwms_compactor::lake_summary(&lake).await?;
+        anyhow::Ok((report.context("compaction stopped")?, summary))
+    })?;
+    let (report, summary) = report;
+
+    let (minute_files, minute_bytes) = summary.get(&Table::Metrics1m).copied().unwrap_or_default();
+    let (hour_files, hour_bytes) = summary.get(&Table::Metrics1h).copied().unwrap_or_default();
+    let lake_rows = report.datums.saturating_sub(report.duplicates_merged);
+    println!("cwms run: the whole pipeline on this machine, in {}", out.display());
+    println!("  generated   {} series x {} minutes = {generated_datums} datums, in {} Firehose records", spec.series, spec.minutes, records.len());
+    println!(
+        "  transform   {} events: {} records ok, {} dropped, {} failed ({} datums out)",
+        events.len(),
+        delivery.records_ok,
+        delivery.records_dropped,
+        delivery.records_failed,
+        delivery.datums
+    );
+    println!("  firehose    {} raw objects in raw/, {} error objects in errors/processing-failed/ (original bytes, for `cwms redrive`)", delivery.raw.len(), delivery.errors.len());
+    println!(
+        "  compactor   {} datums read, {} duplicates merged, {} objects failed",
+        report.datums,
+        report.duplicates_merged,
+        report.objects_failed.len()
+    );
+    println!(
+        "  lake        metrics_1m: {minute_files} files, {minute_bytes} bytes ({:.1} bytes per datum); metrics_1h: {hour_files} files, {hour_bytes} bytes",
+        minute_bytes as f64 / lake_rows.max(1) as f64
+    );
+    println!("  done in {:.1} s", started.elapsed().as_secs_f64());
+    print_queries(&out, start_ms);
+    crate::compact::print_problems(&report);
+    Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_queries(out: &Path, start_ms: i64) {
+    let day = cwms_model::utc_hour(start_ms).date();
+    let lake = out.join("lake");
+    println!();
+    println!("Try it with DuckDB (pip install duckdb):");
+    println!(
+        "  duckdb -c \"SELECT namespace, metric_name, count(*) AS datums, round(sum(\\\"sum\\\") / sum(\\\"count\\\"), 2) AS average \
+         FROM read_parquet('{}/metrics_1m/**/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY datums DESC LIMIT 10\"",
+        lake.display()
+    );
+    println!("On AWS, the same lake in Athena (database and tables from infra/template.yaml):");
+    println!(
+        "  SELECT dimension_key, avg(\"sum\" / \"count\") AS avg_ms, max(element_at(stats, 'p99')) AS worst_p99 \
+         FROM cwms.metrics_1m WHERE dt = '{day}' AND namespace = 'AWS/Lambda' AND metric_name = 'Duration' \
+         GROUP BY dimension_key ORDER BY avg_ms DESC LIMIT 10;"
+    );
+}
+
+fn previous_hour_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    now - now.rem_euclid(3_600_000) - 3_600_000
+}
+
+fn progress_bar(length: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
