@@ -1,1 +1,7 @@
 //! Integration tests.
+
+mod firehose;
+mod lake;
+mod lambda;
+mod sql;
+mod store;

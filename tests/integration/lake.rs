@@ -1,0 +1,227 @@
+//! The lake the real `cwms compact` writes, read back by independent readers (DuckDB and pyarrow,
+//! in tests/python/check_lake.py) and compared with a reference computed in Python from the raw
+//! objects; on a folder, on S3 (s3s-fs, which checks signatures), and with Glue registration
+//! (moto).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use aws_sdk_glue::types::{Column, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput};
+use cwms_tests::lambda_emulator::{built_binary, tools_dir};
+use cwms_tests::servers::{ACCESS_KEY, MotoServer, REGION, S3Server, SECRET_KEY, sdk_config};
+
+const START: &str = "2026-01-15T09:30:00Z";
+
+fn cwms(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(built_binary("cwms")).args(args).envs(env.iter().copied()).output().unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!("exit {:?}\n--- stdout\n{}\n--- stderr\n{}", output.status.code(), String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// Generates a Firehose-like raw zone (no transform: malformed records land in raw objects).
+fn generate_raw(bucket: &Path, series: u32, minutes: u32, extra: &[&str]) {
+    let out = bucket.to_str().unwrap();
+    let (series, minutes) = (series.to_string(), minutes.to_string());
+    let mut args = vec!["generate", "--format", "raw-folder", "--out", out, "--start", START, "--series", &series, "--minutes", &minutes];
+    args.extend_from_slice(extra);
+    let output = cwms(&args, &[]);
+    assert!(output.status.success(), "generate failed: {}", text(&output));
+}
+
+fn check_lake(raw: &Path, lake: &Path, expect_failed: usize) -> String {
+    let python = tools_dir().join("venv/bin/python");
+    assert!(python.is_file(), "{} missing: run ./scripts/test", python.display());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/check_lake.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(raw)
+        .arg(lake)
+        .args(["--expect-failed", &expect_failed.to_string()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "the lake disagrees with the reference: {}", text(&output));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Every file below `dir` with its bytes, the checkpoint excluded.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                if !rel.starts_with("_cwms") && !rel.contains(".cwms-tmp") {
+                    out.insert(rel, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn folder_lake_matches_the_reference_in_duckdb_and_pyarrow() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_raw(dir.path(), 120, 90, &["--duplicates", "0.05", "--late", "0.05"]);
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    let output = cwms(&["compact", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("duplicates merged") && stdout.contains("metrics_1m objects"), "{stdout}");
+    let summary = check_lake(&raw, &lake, 0);
+    assert!(summary.contains("10800 minute rows"), "120 series x 90 minutes, each exactly once: {summary}");
+
+    // Compacting again writes nothing and changes no byte.
+    let before = files(&lake);
+    let again = cwms(&["compact", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--json"], &[]);
+    assert!(again.status.success(), "{}", text(&again));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!((report["objects_read"].as_u64(), report["minute_objects_written"].as_u64()), (Some(0), Some(0)), "{report}");
+    assert_eq!(files(&lake), before);
+}
+
+#[test]
+fn malformed_raw_objects_are_reported_and_the_rest_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_raw(dir.path(), 120, 90, &["--malformed", "0.02", "--seed", "7"]);
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    let output = cwms(&["compact", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(output.status.code(), Some(1), "bad raw objects make the run exit non-zero: {}", text(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let failed = report["objects_failed"].as_array().unwrap();
+    assert!(!failed.is_empty(), "{report}");
+    for problem in failed {
+        let location = problem["location"].as_str().unwrap();
+        assert!(Path::new(location).is_file(), "a bad object is left in place: {location}");
+        assert!(!problem["reason"].as_str().unwrap().is_empty());
+    }
+    check_lake(&raw, &lake, failed.len());
+}
+
+/// The same raw zone compacted on S3 (s3s-fs) and on a folder gives byte-identical lakes.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_lake_is_byte_identical_to_the_folder_lake() {
+    let server = S3Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    generate_raw(dir.path(), 60, 60, &["--duplicates", "0.05"]);
+    // Upload the raw zone through S3 (not by copying files into the server's folder).
+    let client = server.client();
+    let raw = dir.path().join("raw");
+    let raw_files = files(&raw);
+    for (key, bytes) in &raw_files {
+        client.put_object().bucket(&server.bucket).key(format!("raw/{key}")).body(bytes.clone().into()).send().await.unwrap();
+    }
+    let endpoint = server.endpoint.clone();
+    let (raw_url, lake_url) = (format!("s3://{}/raw", server.bucket), format!("s3://{}/lake", server.bucket));
+    let output = tokio::task::spawn_blocking(move || {
+        let env = [("AWS_ENDPOINT_URL", endpoint.as_str()), ("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY), ("AWS_REGION", REGION)];
+        cwms(&["compact", "--raw", &raw_url, "--lake", &lake_url], &env)
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+
+    let local_lake = dir.path().join("lake");
+    let local = cwms(&["compact", "--raw", raw.to_str().unwrap(), "--lake", local_lake.to_str().unwrap()], &[]);
+    assert!(local.status.success(), "{}", text(&local));
+    let s3_lake = server.root.join(&server.bucket).join("lake");
+    let (on_s3, on_disk) = (files(&s3_lake), files(&local_lake));
+    assert!(!on_s3.is_empty());
+    assert_eq!(on_s3.keys().collect::<Vec<_>>(), on_disk.keys().collect::<Vec<_>>());
+    assert!(on_s3 == on_disk, "the S3 lake and the folder lake differ in bytes");
+    assert!(server.root.join(&server.bucket).join("lake/_cwms/checkpoint.json").is_file());
+    check_lake(&raw, &s3_lake, 0);
+}
+
+fn glue_table(name: &str, location: &str) -> TableInput {
+    let column = |n: &str, t: &str| Column::builder().name(n).r#type(t).build().unwrap();
+    let columns = [
+        ("account_id", "string"),
+        ("region", "string"),
+        ("metric_name", "string"),
+        ("dimensions", "map<string,string>"),
+        ("dimension_key", "string"),
+        ("series_id", "bigint"),
+        ("timestamp", "timestamp"),
+        ("unit", "string"),
+        ("min", "double"),
+        ("max", "double"),
+        ("sum", "double"),
+        ("count", "double"),
+        ("stats", "map<string,double>"),
+    ];
+    let descriptor = StorageDescriptor::builder()
+        .set_columns(Some(columns.iter().map(|(n, t)| column(n, t)).collect()))
+        .location(location)
+        .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
+        .output_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat")
+        .serde_info(SerDeInfo::builder().serialization_library("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe").build())
+        .build();
+    TableInput::builder()
+        .name(name)
+        .table_type("EXTERNAL_TABLE")
+        .storage_descriptor(descriptor)
+        .partition_keys(column("dt", "string"))
+        .partition_keys(column("namespace", "string"))
+        .build()
+        .unwrap()
+}
+
+/// With --glue-database, every new partition is registered (moto's Glue), idempotently.
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_are_registered_in_glue_idempotently() {
+    let moto = MotoServer::start().await;
+    let store = moto.s3_store("lake-bucket", "raw").await;
+    let dir = tempfile::tempdir().unwrap();
+    generate_raw(dir.path(), 20, 70, &["--namespaces", "AWS/EC2,AWS/Lambda"]);
+    for (key, bytes) in files(&dir.path().join("raw")) {
+        cwms_store::ObjectStore::put(&store, &key, bytes.into(), cwms_store::PutMode::Overwrite).await.unwrap();
+    }
+    let glue = aws_sdk_glue::Client::new(&sdk_config(&moto.endpoint));
+    glue.create_database().database_input(DatabaseInput::builder().name("cwms").build().unwrap()).send().await.unwrap();
+    for table in ["metrics_1m", "metrics_1h"] {
+        let input = glue_table(&format!("t_{table}"), &format!("s3://lake-bucket/lake/{table}/"));
+        glue.create_table().database_name("cwms").table_input(input).send().await.unwrap();
+    }
+    let first = compact_with_glue(&moto.endpoint).await;
+    assert!(first.status.success(), "{}\n{}", text(&first), moto.log());
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    // 70 minutes from 09:30 fall on one day in 2 namespaces: Glue partitions are per (dt,
+    // namespace), so 2 for metrics_1m and 2 for metrics_1h.
+    assert_eq!(report["glue_partitions_created"].as_u64(), Some(4), "{report}");
+    let partitions = glue.get_partitions().database_name("cwms").table_name("t_metrics_1m").send().await.unwrap();
+    let mut values: Vec<Vec<String>> = partitions.partitions().iter().map(|p| p.values().to_vec()).collect();
+    values.sort();
+    assert_eq!(values, [vec!["2026-01-15".to_owned(), "AWS/EC2".to_owned()], vec!["2026-01-15".to_owned(), "AWS/Lambda".to_owned()]]);
+    let location = partitions.partitions()[0].storage_descriptor().and_then(|d| d.location()).unwrap().to_owned();
+    assert!(location.starts_with("s3://lake-bucket/lake/metrics_1m/dt=2026-01-15/namespace=AWS%2F"), "{location}");
+
+    // Forgetting the checkpoint makes the compactor read everything again: the partitions
+    // already exist, and registering them again is not an error.
+    moto.client().delete_object().bucket("lake-bucket").key("lake/_cwms/checkpoint.json").send().await.unwrap();
+    let second = compact_with_glue(&moto.endpoint).await;
+    assert!(second.status.success(), "{}", text(&second));
+    let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(report["glue_partitions_created"].as_u64(), Some(0), "{report}");
+    assert!(report["objects_read"].as_u64().unwrap() > 0);
+}
+
+/// Runs `cwms compact` from moto's S3 to moto's S3, registering partitions in moto's Glue.
+async fn compact_with_glue(endpoint: &str) -> Output {
+    let endpoint = endpoint.to_owned();
+    tokio::task::spawn_blocking(move || {
+        cwms(
+            &["compact", "--raw", "s3://lake-bucket/raw", "--lake", "s3://lake-bucket/lake", "--glue-database", "cwms", "--glue-table-prefix", "t_", "--json"],
+            &[("AWS_ENDPOINT_URL", &endpoint), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x"), ("AWS_REGION", REGION)],
+        )
+    })
+    .await
+    .unwrap()
+}
