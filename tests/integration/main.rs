@@ -3,5 +3,6 @@
 mod firehose;
 mod lake;
 mod lambda;
+mod sample_data;
 mod sql;
 mod store;
