@@ -1,0 +1,110 @@
+//! `cwms run` in an empty folder: the lake it makes holds every namespace and exactly the
+//! generated numbers (checked by DuckDB and pyarrow against the generator's own NDJSON), every
+//! malformed record is in errors/ with its original bytes, and the Athena cookbook answers
+//! correctly over it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use cwms_tests::lambda_emulator::{built_binary, tools_dir};
+
+const START: &str = "2026-01-15T10:30:00Z";
+
+fn cwms(args: &[&str]) -> Output {
+    Command::new(built_binary("cwms")).args(args).output().unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!("exit {:?}\n--- stdout\n{}\n--- stderr\n{}", output.status.code(), String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn python(script: &str, args: &[&str]) -> String {
+    let python = tools_dir().join("venv/bin/python");
+    assert!(python.is_file(), "{} missing: run ./scripts/test", python.display());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(script);
+    let output = Command::new(python).arg(script).args(args).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn error_documents(dir: &Path) -> Vec<serde_json::Value> {
+    let mut documents = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let plain = cwms_decode::decompress(&bytes, 1 << 30).unwrap();
+            for (_, line) in cwms_decode::lines(&plain) {
+                documents.push(serde_json::from_slice(line).unwrap());
+            }
+        }
+    }
+    documents
+}
+
+#[test]
+fn run_makes_a_lake_with_exactly_the_generated_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let output = cwms(&["run", "--out", out.to_str().unwrap(), "--series", "60", "--minutes", "45", "--start", START, "--malformed", "0.05"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("60 series x 45 minutes = 2700 datums"), "{stdout}");
+    assert!(stdout.contains("duckdb -c") && stdout.contains("FROM cwms.metrics_1m"), "example queries are printed: {stdout}");
+
+    // The truth: the same datums, as the generator's plain NDJSON (no duplicates, none late).
+    let truth = dir.path().join("truth");
+    std::fs::create_dir(&truth).unwrap();
+    let ndjson = truth.join("datums.ndjson");
+    let generated = cwms(&["generate", "--format", "ndjson", "--series", "60", "--minutes", "45", "--start", START, "--duplicates", "0", "--late", "0", "--out", ndjson.to_str().unwrap()]);
+    assert!(generated.status.success(), "{}", text(&generated));
+    let summary = python("tests/python/check_lake.py", &[truth.to_str().unwrap(), out.join("lake").to_str().unwrap(), "--expect-failed", "0"]);
+    assert!(summary.contains("2700 minute rows"), "{summary}");
+
+    // Every malformed record is in errors/, with its original bytes, and none decodes.
+    let failed: u64 = stdout
+        .split(" failed (")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no failed count in {stdout}"));
+    assert!(failed > 0, "--malformed 0.05 made no malformed record: {stdout}");
+    let documents = error_documents(&out.join("errors/processing-failed"));
+    assert_eq!(documents.len() as u64, failed);
+    for document in &documents {
+        assert_eq!(document["errorCode"], "Lambda.ProcessingFailedStatus");
+        let raw = base64::engine::general_purpose::STANDARD.decode(document["rawData"].as_str().unwrap()).unwrap();
+        assert!(!raw.is_empty());
+        let decoded = cwms_decode::decompress(&raw, 1 << 30).map(|plain| cwms_decode::decode_lines(&plain).errors.len());
+        assert!(!matches!(decoded, Ok(0)), "an error document holds a record that decodes: {document}");
+    }
+
+    // The analysts' cookbook answers correctly over this lake (and its raw/ zone).
+    let cookbook = python("tests/sql/check_cookbook.py", &[out.to_str().unwrap()]);
+    assert!(cookbook.lines().any(|l| l.contains(" passed, 0 failed")), "{cookbook}");
+
+    // Running again in the same folder converges: nothing new, same lake.
+    let again = cwms(&["run", "--out", out.to_str().unwrap(), "--series", "60", "--minutes", "45", "--start", START, "--malformed", "0.05"]);
+    assert!(again.status.success(), "{}", text(&again));
+}
+
+#[test]
+fn run_rejects_bad_arguments() {
+    for (args, needle) in [
+        (vec!["run", "--series", "0"], "--series"),
+        (vec!["run", "--malformed", "2"], "--malformed"),
+        (vec!["run", "--start", "yesterday"], "--start"),
+        (vec!["run", "--out", "/proc/cwms-cannot-write-here"], "/proc/cwms-cannot-write-here"),
+    ] {
+        let output = cwms(&args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
