@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use futures::StreamExt;
 use aws_sdk_glue::types::{Column, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput};
 use cwms_tests::lambda_emulator::{built_binary, tools_dir};
 use cwms_tests::servers::{ACCESS_KEY, MotoServer, REGION, S3Server, SECRET_KEY, sdk_config};
@@ -224,4 +225,42 @@ async fn compact_with_glue(endpoint: &str) -> Output {
     })
     .await
     .unwrap()
+}
+
+/// More than 1,000 raw objects on S3 (one datum each): the compactor's listing follows
+/// pagination and every object is read exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_lists_more_than_a_thousand_raw_objects_on_s3() {
+    let server = S3Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ndjson = dir.path().join("datums.ndjson");
+    let generated = cwms(&["generate", "--format", "ndjson", "--series", "44", "--minutes", "25", "--start", START, "--duplicates", "0", "--late", "0", "--out", ndjson.to_str().unwrap()], &[]);
+    assert!(generated.status.success(), "{}", text(&generated));
+    let lines: Vec<String> = std::fs::read_to_string(&ndjson).unwrap().lines().map(|l| format!("{l}\n")).collect();
+    assert_eq!(lines.len(), 1100);
+    // The same objects on S3 and in a folder (for the reference).
+    let raw = dir.path().join("raw");
+    let client = server.client();
+    let uploads = lines.iter().enumerate().map(|(i, line)| {
+        let key = format!("{:02}/{i:05}.json", i % 7);
+        std::fs::create_dir_all(raw.join(format!("{:02}", i % 7))).unwrap();
+        std::fs::write(raw.join(&key), line).unwrap();
+        client.put_object().bucket(&server.bucket).key(format!("raw/{key}")).body(line.clone().into_bytes().into()).send()
+    });
+    let results: Vec<_> = futures::stream::iter(uploads).buffer_unordered(16).collect().await;
+    assert!(results.iter().all(Result::is_ok));
+
+    let endpoint = server.endpoint.clone();
+    let bucket = server.bucket.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        let env = [("AWS_ENDPOINT_URL", endpoint.as_str()), ("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY), ("AWS_REGION", REGION)];
+        cwms(&["compact", "--raw", &format!("s3://{bucket}/raw"), "--lake", &format!("s3://{bucket}/lake"), "--json"], &env)
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((report["objects_listed"].as_u64(), report["objects_read"].as_u64(), report["datums"].as_u64()), (Some(1100), Some(1100), Some(1100)), "{report}");
+    let summary = check_lake(&raw, &server.root.join(&server.bucket).join("lake"), 0);
+    assert!(summary.contains("1100 minute rows"), "{summary}");
 }
