@@ -2,3 +2,4 @@
 
 pub mod lambda_emulator;
 pub mod servers;
+pub mod util;

@@ -3,24 +3,16 @@
 //! objects; on a folder, on S3 (s3s-fs, which checks signatures), and with Glue registration
 //! (moto).
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use futures::StreamExt;
 use aws_sdk_glue::types::{Column, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput};
-use cwms_tests::lambda_emulator::{built_binary, tools_dir};
+use cwms_tests::util::{cwms, describe, lake_files, python};
 use cwms_tests::servers::{ACCESS_KEY, MotoServer, REGION, S3Server, SECRET_KEY, sdk_config};
 
 const START: &str = "2026-01-15T09:30:00Z";
 
-fn cwms(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(built_binary("cwms")).args(args).envs(env.iter().copied()).output().unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!("exit {:?}\n--- stdout\n{}\n--- stderr\n{}", output.status.code(), String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
 
 /// Generates a Firehose-like raw zone (no transform: malformed records land in raw objects).
 fn generate_raw(bucket: &Path, series: u32, minutes: u32, extra: &[&str]) {
@@ -29,42 +21,11 @@ fn generate_raw(bucket: &Path, series: u32, minutes: u32, extra: &[&str]) {
     let mut args = vec!["generate", "--format", "raw-folder", "--out", out, "--start", START, "--series", &series, "--minutes", &minutes];
     args.extend_from_slice(extra);
     let output = cwms(&args, &[]);
-    assert!(output.status.success(), "generate failed: {}", text(&output));
+    assert!(output.status.success(), "generate failed: {}", describe(&output));
 }
 
 fn check_lake(raw: &Path, lake: &Path, expect_failed: usize) -> String {
-    let python = tools_dir().join("venv/bin/python");
-    assert!(python.is_file(), "{} missing: run ./scripts/test", python.display());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/check_lake.py");
-    let output = Command::new(python)
-        .arg(script)
-        .arg(raw)
-        .arg(lake)
-        .args(["--expect-failed", &expect_failed.to_string()])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "the lake disagrees with the reference: {}", text(&output));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Every file below `dir` with its bytes, the checkpoint excluded.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                if !rel.starts_with("_cwms") && !rel.contains(".cwms-tmp") {
-                    out.insert(rel, std::fs::read(&path).unwrap());
-                }
-            }
-        }
-    }
-    out
+    python("tests/python/check_lake.py", &[raw.to_str().unwrap(), lake.to_str().unwrap(), "--expect-failed", &expect_failed.to_string()])
 }
 
 #[test]
@@ -73,19 +34,19 @@ fn folder_lake_matches_the_reference_in_duckdb_and_pyarrow() {
     generate_raw(dir.path(), 120, 90, &["--duplicates", "0.05", "--late", "0.05"]);
     let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
     let output = cwms(&["compact", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()], &[]);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("duplicates merged") && stdout.contains("metrics_1m objects"), "{stdout}");
     let summary = check_lake(&raw, &lake, 0);
     assert!(summary.contains("10800 minute rows"), "120 series x 90 minutes, each exactly once: {summary}");
 
     // Compacting again writes nothing and changes no byte.
-    let before = files(&lake);
+    let before = lake_files(&lake);
     let again = cwms(&["compact", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--json"], &[]);
-    assert!(again.status.success(), "{}", text(&again));
+    assert!(again.status.success(), "{}", describe(&again));
     let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!((report["objects_read"].as_u64(), report["minute_objects_written"].as_u64()), (Some(0), Some(0)), "{report}");
-    assert_eq!(files(&lake), before);
+    assert_eq!(lake_files(&lake), before);
 }
 
 #[test]
@@ -94,7 +55,7 @@ fn malformed_raw_objects_are_reported_and_the_rest_is_published() {
     generate_raw(dir.path(), 120, 90, &["--malformed", "0.02", "--seed", "7"]);
     let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
     let output = cwms(&["compact", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--json"], &[]);
-    assert_eq!(output.status.code(), Some(1), "bad raw objects make the run exit non-zero: {}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "bad raw objects make the run exit non-zero: {}", describe(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let failed = report["objects_failed"].as_array().unwrap();
     assert!(!failed.is_empty(), "{report}");
@@ -115,7 +76,7 @@ async fn s3_lake_is_byte_identical_to_the_folder_lake() {
     // Upload the raw zone through S3 (not by copying files into the server's folder).
     let client = server.client();
     let raw = dir.path().join("raw");
-    let raw_files = files(&raw);
+    let raw_files = lake_files(&raw);
     for (key, bytes) in &raw_files {
         client.put_object().bucket(&server.bucket).key(format!("raw/{key}")).body(bytes.clone().into()).send().await.unwrap();
     }
@@ -127,13 +88,13 @@ async fn s3_lake_is_byte_identical_to_the_folder_lake() {
     })
     .await
     .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", describe(&output));
 
     let local_lake = dir.path().join("lake");
     let local = cwms(&["compact", "--raw", raw.to_str().unwrap(), "--lake", local_lake.to_str().unwrap()], &[]);
-    assert!(local.status.success(), "{}", text(&local));
+    assert!(local.status.success(), "{}", describe(&local));
     let s3_lake = server.root.join(&server.bucket).join("lake");
-    let (on_s3, on_disk) = (files(&s3_lake), files(&local_lake));
+    let (on_s3, on_disk) = (lake_files(&s3_lake), lake_files(&local_lake));
     assert!(!on_s3.is_empty());
     assert_eq!(on_s3.keys().collect::<Vec<_>>(), on_disk.keys().collect::<Vec<_>>());
     assert!(on_s3 == on_disk, "the S3 lake and the folder lake differ in bytes");
@@ -182,7 +143,7 @@ async fn partitions_are_registered_in_glue_idempotently() {
     let store = moto.s3_store("lake-bucket", "raw").await;
     let dir = tempfile::tempdir().unwrap();
     generate_raw(dir.path(), 20, 70, &["--namespaces", "AWS/EC2,AWS/Lambda"]);
-    for (key, bytes) in files(&dir.path().join("raw")) {
+    for (key, bytes) in lake_files(&dir.path().join("raw")) {
         cwms_store::ObjectStore::put(&store, &key, bytes.into(), cwms_store::PutMode::Overwrite).await.unwrap();
     }
     let glue = aws_sdk_glue::Client::new(&sdk_config(&moto.endpoint));
@@ -192,7 +153,7 @@ async fn partitions_are_registered_in_glue_idempotently() {
         glue.create_table().database_name("cwms").table_input(input).send().await.unwrap();
     }
     let first = compact_with_glue(&moto.endpoint).await;
-    assert!(first.status.success(), "{}\n{}", text(&first), moto.log());
+    assert!(first.status.success(), "{}\n{}", describe(&first), moto.log());
     let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     // 70 minutes from 09:30 fall on one day in 2 namespaces: Glue partitions are per (dt,
     // namespace), so 2 for metrics_1m and 2 for metrics_1h.
@@ -208,7 +169,7 @@ async fn partitions_are_registered_in_glue_idempotently() {
     // already exist, and registering them again is not an error.
     moto.client().delete_object().bucket("lake-bucket").key("lake/_cwms/checkpoint.json").send().await.unwrap();
     let second = compact_with_glue(&moto.endpoint).await;
-    assert!(second.status.success(), "{}", text(&second));
+    assert!(second.status.success(), "{}", describe(&second));
     let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
     assert_eq!(report["glue_partitions_created"].as_u64(), Some(0), "{report}");
     assert!(report["objects_read"].as_u64().unwrap() > 0);
@@ -235,7 +196,7 @@ async fn compaction_lists_more_than_a_thousand_raw_objects_on_s3() {
     let dir = tempfile::tempdir().unwrap();
     let ndjson = dir.path().join("datums.ndjson");
     let generated = cwms(&["generate", "--format", "ndjson", "--series", "44", "--minutes", "25", "--start", START, "--duplicates", "0", "--late", "0", "--out", ndjson.to_str().unwrap()], &[]);
-    assert!(generated.status.success(), "{}", text(&generated));
+    assert!(generated.status.success(), "{}", describe(&generated));
     let lines: Vec<String> = std::fs::read_to_string(&ndjson).unwrap().lines().map(|l| format!("{l}\n")).collect();
     assert_eq!(lines.len(), 1100);
     // The same objects on S3 and in a folder (for the reference).
@@ -258,7 +219,7 @@ async fn compaction_lists_more_than_a_thousand_raw_objects_on_s3() {
     })
     .await
     .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", describe(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!((report["objects_listed"].as_u64(), report["objects_read"].as_u64(), report["datums"].as_u64()), (Some(1100), Some(1100), Some(1100)), "{report}");
     let summary = check_lake(&raw, &server.root.join(&server.bucket).join("lake"), 0);

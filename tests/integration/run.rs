@@ -4,45 +4,23 @@
 //! correctly over it.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use base64::Engine as _;
-use cwms_tests::lambda_emulator::{built_binary, tools_dir};
+use cwms_tests::util::{self, describe, files, python};
 
 const START: &str = "2026-01-15T10:30:00Z";
 
 fn cwms(args: &[&str]) -> Output {
-    Command::new(built_binary("cwms")).args(args).output().unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!("exit {:?}\n--- stdout\n{}\n--- stderr\n{}", output.status.code(), String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-fn python(script: &str, args: &[&str]) -> String {
-    let python = tools_dir().join("venv/bin/python");
-    assert!(python.is_file(), "{} missing: run ./scripts/test", python.display());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(script);
-    let output = Command::new(python).arg(script).args(args).output().unwrap();
-    assert!(output.status.success(), "{}", text(&output));
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    util::cwms(args, &[])
 }
 
 fn error_documents(dir: &Path) -> Vec<serde_json::Value> {
     let mut documents = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let bytes = std::fs::read(&path).unwrap();
-            let plain = cwms_decode::decompress(&bytes, 1 << 30).unwrap();
-            for (_, line) in cwms_decode::lines(&plain) {
-                documents.push(serde_json::from_slice(line).unwrap());
-            }
+    for bytes in files(dir).values() {
+        let plain = cwms_decode::decompress(bytes, 1 << 30).unwrap();
+        for (_, line) in cwms_decode::lines(&plain) {
+            documents.push(serde_json::from_slice(line).unwrap());
         }
     }
     documents
@@ -53,7 +31,7 @@ fn run_makes_a_lake_with_exactly_the_generated_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     let output = cwms(&["run", "--out", out.to_str().unwrap(), "--series", "60", "--minutes", "45", "--start", START, "--malformed", "0.05"]);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("60 series x 45 minutes = 2700 datums"), "{stdout}");
     assert!(stdout.contains("duckdb -c") && stdout.contains("FROM cwms.metrics_1m"), "example queries are printed: {stdout}");
@@ -63,7 +41,7 @@ fn run_makes_a_lake_with_exactly_the_generated_numbers() {
     std::fs::create_dir(&truth).unwrap();
     let ndjson = truth.join("datums.ndjson");
     let generated = cwms(&["generate", "--format", "ndjson", "--series", "60", "--minutes", "45", "--start", START, "--duplicates", "0", "--late", "0", "--out", ndjson.to_str().unwrap()]);
-    assert!(generated.status.success(), "{}", text(&generated));
+    assert!(generated.status.success(), "{}", describe(&generated));
     let summary = python("tests/python/check_lake.py", &[truth.to_str().unwrap(), out.join("lake").to_str().unwrap(), "--expect-failed", "0"]);
     assert!(summary.contains("2700 minute rows"), "{summary}");
 
@@ -91,7 +69,7 @@ fn run_makes_a_lake_with_exactly_the_generated_numbers() {
 
     // Running again in the same folder converges: nothing new, same lake.
     let again = cwms(&["run", "--out", out.to_str().unwrap(), "--series", "60", "--minutes", "45", "--start", START, "--malformed", "0.05"]);
-    assert!(again.status.success(), "{}", text(&again));
+    assert!(again.status.success(), "{}", describe(&again));
 }
 
 #[test]

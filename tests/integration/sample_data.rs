@@ -6,22 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cwms_tests::lambda_emulator::built_binary;
-
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.insert(path.strip_prefix(dir).unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
+use cwms_tests::util::files;
 
 #[test]
 fn sample_data_is_what_cwms_generates() {
