@@ -9,7 +9,7 @@
 //! so each test has its own emulator on its own free port.
 //!
 //! The emulator is installed by `./scripts/test` into `target/tools/venv/bin/cargo-lambda`
-//! (`pip install cargo-lambda`; `CWMS_TOOLS_DIR` overrides `target/tools`), and the bootstrap is
+//! (`pip install cargo-lambda`; `TEST_TOOLS_DIR` overrides `target/tools`), and the bootstrap is
 //! built by the same script (`cargo build --bins`) before the tests run.
 //!
 //! # What the emulator (cargo-lambda 1.9.2) does that matters here
@@ -54,9 +54,9 @@ const PORT_ATTEMPTS: usize = 3;
 /// The function name the emulator serves and the bootstrap announces (DESIGN 7).
 pub const FUNCTION_NAME: &str = "_";
 
-/// Where `./scripts/test` installs the tools: `CWMS_TOOLS_DIR`, or `target/tools`.
+/// Where `./scripts/test` installs the tools: `TEST_TOOLS_DIR`, or `target/tools`.
 pub fn tools_dir() -> PathBuf {
-    std::env::var_os("CWMS_TOOLS_DIR").map_or_else(
+    std::env::var_os("TEST_TOOLS_DIR").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools"),
         PathBuf::from,
     )
@@ -123,7 +123,7 @@ impl LambdaEmulator {
         if !program.is_file() {
             panic!(
                 "the Lambda Runtime API emulator is not installed at {}: run ./scripts/test, which \
-                 installs cargo-lambda into target/tools/venv (or set CWMS_TOOLS_DIR to where it is)",
+                 installs cargo-lambda into target/tools/venv (or set TEST_TOOLS_DIR to where it is)",
                 program.display()
             );
         }

@@ -5,7 +5,7 @@
 //! data directory removed). Tests never share state and need no cleanup.
 //!
 //! The servers are installed by `./scripts/test` into `target/tools/` (or the directory named by
-//! `CWMS_TOOLS_DIR`): `bin/s3s-fs` (`cargo install s3s-fs@0.14.1 --locked --features binary`) and
+//! `TEST_TOOLS_DIR`): `bin/s3s-fs` (`cargo install s3s-fs@0.14.1 --locked --features binary`) and
 //! `venv/bin/moto_server` (`pip install 'moto[server]'`).
 //!
 //! # What the servers do differently from AWS S3
@@ -63,10 +63,10 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// before the server binds it, and then the server exits at once.
 const PORT_ATTEMPTS: usize = 3;
 
-/// Where `./scripts/test` installs the servers: `CWMS_TOOLS_DIR`, or `target/tools` in the
+/// Where `./scripts/test` installs the servers: `TEST_TOOLS_DIR`, or `target/tools` in the
 /// workspace.
 pub fn tools_dir() -> PathBuf {
-    std::env::var_os("CWMS_TOOLS_DIR").map_or_else(
+    std::env::var_os("TEST_TOOLS_DIR").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools"),
         PathBuf::from,
     )
@@ -267,7 +267,7 @@ impl ServerProcess {
         if !program.is_file() {
             panic!(
                 "{name} is not installed at {}: run ./scripts/test, which installs the test \
-                 servers into target/tools (or set CWMS_TOOLS_DIR to where they are)",
+                 servers into target/tools (or set TEST_TOOLS_DIR to where they are)",
                 program.display()
             );
         }

@@ -8,9 +8,9 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let settings = Settings::from_vars(std::env::vars())?;
-    let raw = cwms_store::open(&settings.raw).await?;
-    let lake = cwms_store::open(&settings.lake).await?;
+    let settings = Settings::from_vars(std::env::vars()).map_err(startup)?;
+    let raw = cwms_store::open(&settings.raw).await.map_err(startup)?;
+    let lake = cwms_store::open(&settings.lake).await.map_err(startup)?;
     let mut options = Options::default();
     options.write.codec = settings.codec;
     if let Some((database, table_prefix)) = &settings.glue {
@@ -35,3 +35,25 @@ async fn main() -> Result<(), Error> {
     }))
     .await
 }
+
+/// A cold-start failure, shown as its message: the runtime prints a failed `main`'s error with
+/// `Debug`, and the operator reading the function's log needs the sentence, not the struct.
+struct StartupError(String);
+
+fn startup(error: impl std::fmt::Display) -> StartupError {
+    StartupError(error.to_string())
+}
+
+impl std::fmt::Debug for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartupError {}

@@ -8,7 +8,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Arc::new(Config::from_env()?);
+    let config = Arc::new(Config::from_env().map_err(startup)?);
     let function_name: Arc<str> = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default().into();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<FirehoseEvent>| {
         let (config, function_name) = (config.clone(), function_name.clone());
@@ -23,3 +23,25 @@ async fn main() -> Result<(), Error> {
     }))
     .await
 }
+
+/// A cold-start failure, shown as its message: the runtime prints a failed `main`'s error with
+/// `Debug`, and the operator reading the function's log needs the sentence, not the struct.
+struct StartupError(String);
+
+fn startup(error: impl std::fmt::Display) -> StartupError {
+    StartupError(error.to_string())
+}
+
+impl std::fmt::Debug for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartupError {}
