@@ -262,22 +262,34 @@ fn process_record(config: &Config, record: &FirehoseRecord) -> Processed {
 /// lines are equal; comparing lines avoids building a second copy of each datum.
 fn normalized_lines(datums: &[&Datum<'_>]) -> (Vec<u8>, u64, u64) {
     let mut out = Vec::with_capacity(datums.len() * 320);
-    let mut seen: HashMap<u64, Vec<(usize, usize)>> = HashMap::with_capacity(datums.len());
-    let (mut kept, mut duplicates) = (0u64, 0u64);
+    // Line hash -> index of the first kept line with that hash; lines with equal hashes are
+    // chained through `next`, so the common case costs no allocation per datum.
+    let mut first: HashMap<u64, usize> = HashMap::with_capacity(datums.len());
+    let mut lines: Vec<(usize, usize, Option<usize>)> = Vec::with_capacity(datums.len());
+    let mut duplicates = 0u64;
     for datum in datums {
         let start = out.len();
         datum.write_json_line(&mut out);
         let hash = xxhash_rust::xxh3::xxh3_64(&out[start..]);
-        let ranges = seen.entry(hash).or_default();
-        if ranges.iter().any(|&(s, e)| out[s..e] == out[start..]) {
+        let mut candidate = first.get(&hash).copied();
+        let mut duplicate = false;
+        while let Some(index) = candidate {
+            let (s, e, next) = lines[index];
+            if out[s..e] == out[start..] {
+                duplicate = true;
+                break;
+            }
+            candidate = next;
+        }
+        if duplicate {
             out.truncate(start);
             duplicates += 1;
         } else {
-            ranges.push((start, out.len()));
-            kept += 1;
+            let previous = first.insert(hash, lines.len());
+            lines.push((start, out.len(), previous));
         }
     }
-    (out, kept, duplicates)
+    (out, lines.len() as u64, duplicates)
 }
 
 fn partition_keys(hour_ms: i64) -> HashMap<String, String> {
