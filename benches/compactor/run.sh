@@ -5,7 +5,8 @@
 #   1. speed, 2 cores: cwms vs DuckDB, whole process (hyperfine, lake removed before each run)
 #   2. peak RSS of both (/usr/bin/time -v)
 #   3. memory growth: cwms peak RSS on 1x vs 4x the input (4x = 4 hours instead of 1, same
-#      series), with the default --batch-mb 256 and with --batch-mb 32
+#      series), with the default --batch-mb 256 and with --batch-mb 32 (and, not the default,
+#      --concurrency 2: one lake object encoded per core instead of two)
 #   4. parallel speedup: cwms on 1 core (taskset -c 0) vs 2 cores (taskset -c 0,1)
 #   5. lake size: bytes per datum of metrics_1m, cwms (zstd, its default) vs DuckDB with its
 #      default codec (snappy) and with zstd
@@ -69,6 +70,10 @@ rm -rf "$out/lake-cwms" "$out/lake-duckdb" "$out/lake-duckdb-snappy"
 "$python" "$here/compare_lakes.py" "$out/lake-cwms" "$out/lake-duckdb" 2> "$out/compare.txt" || { cat "$out/compare.txt" >&2; exit 1; }
 cat "$out/compare.txt" >&2
 
+# Other work on the machine distorts wall-clock times (2 cores give no speedup when another
+# process keeps one busy): the report shows the load average before and after.
+load_start=$(cut -d' ' -f1 /proc/loadavg)
+
 # 1 and 4. Speed: cwms and DuckDB on 2 cores, cwms and DuckDB on 1 core, whole process.
 hyperfine --warmup 1 --runs "$runs" -N --export-json "$out/hyperfine.json" --export-markdown "$out/hyperfine.md" \
     --prepare "rm -rf $out/lake-bench" \
@@ -76,6 +81,8 @@ hyperfine --warmup 1 --runs "$runs" -N --export-json "$out/hyperfine.json" --exp
     -n duckdb-2cores "taskset -c 0,1 ${duck[*]} --raw $out/input-1x --lake $out/lake-bench --codec zstd" \
     -n cwms-1core "taskset -c 0 $cwms compact --raw $out/input-1x --lake $out/lake-bench" \
     -n duckdb-1core "taskset -c 0 ${duck[*]} --raw $out/input-1x --lake $out/lake-bench --codec zstd" >&2
+
+load_after_timing=$(cut -d' ' -f1 /proc/loadavg)
 
 # 2 and 3. Peak RSS (KB): the median of 3 runs each, on 2 cores.
 peak_kb() {
@@ -89,21 +96,25 @@ peak_kb() {
 rss_cwms_1x=$(peak_kb "$cwms" compact --raw "$out/input-1x" --lake "$out/lake-rss")
 rss_duckdb_1x=$(peak_kb "${duck[@]}" --raw "$out/input-1x" --lake "$out/lake-rss" --codec zstd)
 rss_cwms_1x_small=$(peak_kb "$cwms" compact --raw "$out/input-1x" --lake "$out/lake-rss" --batch-mb "$batch_small")
+# --concurrency bounds both the raw objects read at once and the lake objects encoded at once
+# (default: 2 per core); one per core shows how much of the peak is concurrent publishing.
+rss_cwms_1x_conc=$(peak_kb "$cwms" compact --raw "$out/input-1x" --lake "$out/lake-rss" --concurrency 2)
 if [[ ${SKIP_4X:-0} != 1 ]]; then
     rss_cwms_4x=$(peak_kb "$cwms" compact --raw "$out/input-4x" --lake "$out/lake-rss")
     rss_cwms_4x_small=$(peak_kb "$cwms" compact --raw "$out/input-4x" --lake "$out/lake-rss" --batch-mb "$batch_small")
+    rss_cwms_4x_small_conc=$(peak_kb "$cwms" compact --raw "$out/input-4x" --lake "$out/lake-rss" --batch-mb "$batch_small" --concurrency 2)
     rss_duckdb_4x=$(peak_kb "${duck[@]}" --raw "$out/input-4x" --lake "$out/lake-rss" --codec zstd)
     raw_4x=$(raw_bytes "$out/input-4x"); lines_4x=$(raw_lines "$out/input-4x")
 else
-    rss_cwms_4x=0; rss_cwms_4x_small=0; rss_duckdb_4x=0; raw_4x=0; lines_4x=0; flags_4x=skipped
+    rss_cwms_4x=0; rss_cwms_4x_small=0; rss_cwms_4x_small_conc=0; rss_duckdb_4x=0; raw_4x=0; lines_4x=0; flags_4x=skipped
 fi
 rm -rf "$out/lake-rss" "$out/lake-bench"
 
 # 5. Lake size: metrics_1m Parquet bytes.
 parquet_bytes() { find "$1/metrics_1m" -name '*.parquet' -printf '%s\n' | awk '{s += $1} END {print s}'; }
 
-export out runs flags_1x flags_4x batch_small
+export out runs flags_1x flags_4x batch_small load_start load_after_timing
 export raw_1x=$(raw_bytes "$out/input-1x") lines_1x=$(raw_lines "$out/input-1x") raw_4x lines_4x
-export rss_cwms_1x rss_duckdb_1x rss_cwms_1x_small rss_cwms_4x rss_cwms_4x_small rss_duckdb_4x
+export rss_cwms_1x rss_duckdb_1x rss_cwms_1x_small rss_cwms_1x_conc rss_cwms_4x rss_cwms_4x_small rss_cwms_4x_small_conc rss_duckdb_4x
 export size_cwms=$(parquet_bytes "$out/lake-cwms") size_duckdb_zstd=$(parquet_bytes "$out/lake-duckdb") size_duckdb_snappy=$(parquet_bytes "$out/lake-duckdb-snappy")
 "$python" "$here/report.py" | tee "$out/results.md"
