@@ -1,12 +1,13 @@
 //! A set of merged points: at most one per (series, timestamp), chosen by the merge law.
 
 use std::cmp::Ordering;
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
 use cwms_model::{Datum, cmp_stats};
+use foldhash::fast::RandomState;
+use hashbrown::hash_map::Entry;
+use hashbrown::{HashMap, HashSet};
 
 use crate::series::{SeriesInterner, SeriesKey, SeriesParts, is_sorted_pairs};
 
@@ -169,9 +170,10 @@ impl<'p> Row<'p> {
 pub struct Partition {
     series: SeriesInterner,
     /// Units and statistic names.
-    names: HashSet<Arc<str>>,
-    /// (series index, timestamp ms) -> value.
-    points: HashMap<(usize, i64), PointValue>,
+    names: HashSet<Arc<str>, RandomState>,
+    /// (series index, timestamp ms) -> value, hashed with foldhash: SipHash, the standard
+    /// library's default, was the largest single cost of merging a million points.
+    points: HashMap<(usize, i64), PointValue, RandomState>,
 }
 
 impl Partition {
@@ -286,6 +288,17 @@ impl Partition {
         }
     }
 
+    /// Keeps only the points for which `keep(timestamp_ms)` is true (the compactor replaces the
+    /// hours of a rollup it recomputed this way).
+    pub fn retain_timestamps(&mut self, mut keep: impl FnMut(i64) -> bool) {
+        self.points.retain(|&(_, timestamp_ms), _| keep(timestamp_ms));
+    }
+
+    /// The distinct timestamps of the points, in no particular order.
+    pub fn timestamps(&self) -> HashSet<i64, RandomState> {
+        self.points.keys().map(|&(_, timestamp_ms)| timestamp_ms).collect()
+    }
+
     /// Adds a point of a series taken from another partition (used by rollups).
     pub(crate) fn insert_point(&mut self, series: &Arc<SeriesKey>, timestamp_ms: i64, value: PointValue) -> Outcome {
         let series = self.series.intern_key(series);
@@ -386,7 +399,7 @@ fn is_sorted_stats<S: AsRef<str>>(stats: &[(S, f64)]) -> bool {
     stats.is_sorted_by(|(an, av), (bn, bv)| an.as_ref().cmp(bn.as_ref()).then_with(|| av.total_cmp(bv)).is_le())
 }
 
-fn intern(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
+fn intern(names: &mut HashSet<Arc<str>, RandomState>, name: &str) -> Arc<str> {
     if let Some(found) = names.get(name) {
         return Arc::clone(found);
     }
@@ -395,7 +408,7 @@ fn intern(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
     name
 }
 
-fn materialize<S: AsRef<str>>(names: &mut HashSet<Arc<str>>, parts: &ValueParts<'_, S>) -> PointValue {
+fn materialize<S: AsRef<str>>(names: &mut HashSet<Arc<str>, RandomState>, parts: &ValueParts<'_, S>) -> PointValue {
     PointValue {
         unit: intern(names, parts.unit),
         count: parts.count,

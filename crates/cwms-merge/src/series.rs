@@ -1,9 +1,11 @@
 //! The identity of a series, stored once per series and shared by all its points.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 /// The identity of one series: account, region, namespace, metric name and dimensions, with the
 /// two keys the lake derives from them (`dimension_key` and `series_id`) computed once.
@@ -168,8 +170,10 @@ pub(crate) fn is_sorted_pairs<D: AsRef<str>>(pairs: &[(D, D)]) -> bool {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SeriesInterner {
     keys: Vec<Arc<SeriesKey>>,
-    /// Identity hash -> indices into `keys` (almost always one).
-    index: HashMap<u64, Vec<usize>>,
+    /// (identity hash, index into `keys`). The table stores the hash so that growing it never
+    /// hashes a key's strings again; the hash is foldhash's (fast, not DoS-resistant: the
+    /// series come from the operator's own account, and a collision only costs a comparison).
+    index: HashTable<(u64, usize)>,
     state: RandomState,
 }
 
@@ -189,27 +193,28 @@ impl SeriesInterner {
     /// The index of the series, adding it if it is new.
     pub fn intern<D: AsRef<str>>(&mut self, parts: &SeriesParts<'_, D>) -> usize {
         let hash = parts.hash_with(&self.state);
-        let bucket = self.index.entry(hash).or_default();
-        if let Some(&found) = bucket.iter().find(|&&i| self.keys[i].matches(parts)) {
+        if let Some(&(_, found)) = self.index.find(hash, |&(h, i)| h == hash && self.keys[i].matches(parts)) {
             return found;
         }
         let key = SeriesKey::from_sorted(parts.account_id, parts.region, parts.namespace, parts.metric_name, parts.dimensions);
-        bucket.push(self.keys.len());
-        self.keys.push(Arc::new(key));
-        self.keys.len() - 1
+        self.push(hash, Arc::new(key))
     }
 
     /// The index of an existing key (from another partition), sharing it if it is new here.
     pub fn intern_key(&mut self, key: &Arc<SeriesKey>) -> usize {
         let parts = key.parts();
         let hash = parts.hash_with(&self.state);
-        let bucket = self.index.entry(hash).or_default();
-        if let Some(&found) = bucket.iter().find(|&&i| self.keys[i].matches(&parts)) {
+        if let Some(&(_, found)) = self.index.find(hash, |&(h, i)| h == hash && self.keys[i].matches(&parts)) {
             return found;
         }
-        bucket.push(self.keys.len());
-        self.keys.push(Arc::clone(key));
-        self.keys.len() - 1
+        self.push(hash, Arc::clone(key))
+    }
+
+    fn push(&mut self, hash: u64, key: Arc<SeriesKey>) -> usize {
+        let index = self.keys.len();
+        self.index.insert_unique(hash, (hash, index), |&(h, _)| h);
+        self.keys.push(key);
+        index
     }
 }
 
