@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: merging allocates small values by the million
+/// across threads, where glibc's malloc spent a sixth of the compactor's time and kept freed
+/// memory in per-thread arenas (a higher peak RSS).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod compact;
 mod firehose_put;
 mod generate;

@@ -5,6 +5,12 @@ use std::sync::Arc;
 use cwms_compactor::{GlueTarget, Options, Settings, compact, emf_document};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
+/// mimalloc instead of the system allocator: merging allocates small values by the million
+/// across threads, where glibc's malloc spent a sixth of the compactor's time and kept freed
+/// memory in per-thread arenas (a higher peak RSS).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
