@@ -33,9 +33,13 @@ pub struct Args {
     /// Raw objects read at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
     pub concurrency: Option<u16>,
-    /// Raw megabytes (as stored) per batch; bounds memory whatever the backlog.
+    /// Raw megabytes (as stored) per batch: the raw objects recorded in the checkpoint at once.
     #[arg(long, value_name = "MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_mb: u64,
+    /// Merged datums held in memory before the oldest hours are written out to make room:
+    /// bounds memory whatever the backlog (about 400 bytes each, all included).
+    #[arg(long, value_name = "N", default_value_t = cwms_compactor::DEFAULT_MAX_POINTS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_points: usize,
     /// Print the summary as JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -56,7 +60,8 @@ async fn compact(args: Args) -> anyhow::Result<ExitCode> {
     }
     let raw = cwms_store::open(&args.raw).await.with_context(|| format!("opening raw location {}", args.raw))?;
     let lake = cwms_store::open(&args.lake).await.with_context(|| format!("opening lake location {}", args.lake))?;
-    let mut options = Options { retry_failed: args.retry_failed, batch_bytes: args.batch_mb << 20, ..Options::default() };
+    let mut options =
+        Options { retry_failed: args.retry_failed, batch_bytes: args.batch_mb << 20, max_points: args.max_points, ..Options::default() };
     options.write.codec = args.codec;
     if let Some(n) = args.concurrency {
         options.concurrency = n.into();

@@ -3,11 +3,14 @@
 //! One run, over a raw store and a lake store:
 //!
 //! 1. read the checkpoint and list the raw zone; keep the objects not yet in the lake;
-//! 2. in batches of bounded size, fetch and decode objects in parallel ([`map_objects`]), each
-//!    datum going to its `metrics_1m` partition (dt, namespace, hour);
+//! 2. in batches, fetch and decode objects in parallel ([`map_objects`]), each thread merging
+//!    its datums straight into their `metrics_1m` partition (dt, namespace, hour); memory is
+//!    bounded by [`Options::max_points`]: past it, the oldest hours are published early;
 //! 3. merge each touched partition into its lake object and write it back with one conditional
 //!    PUT, re-reading and re-merging if another writer got there first ([`publish_minutes`]);
-//! 4. recompute the touched days' `metrics_1h` objects from their `metrics_1m` objects;
+//! 4. update the touched days' `metrics_1h` objects: the rows of the touched hours are replaced
+//!    by the rollups of the `metrics_1m` objects just written ([`publish_rollups`]), so a run
+//!    never re-reads the untouched hours of a day;
 //! 5. register new partitions in Glue when configured;
 //! 6. only then record the batch's raw objects in the checkpoint (one PUT).
 //!
@@ -26,7 +29,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use cwms_decode::{decode_lines, decompress};
 use cwms_merge::{Partition, rollup_hourly};
 use cwms_parquet::{LakeObject, Table, WriteOptions, partition_path};
 use cwms_store::{ObjectMeta, ObjectStore, PutMode, PutOutcome};
@@ -34,11 +36,18 @@ use futures::{StreamExt, TryStreamExt};
 
 pub mod checkpoint;
 pub mod glue;
+mod merged;
 mod settings;
+
+use merged::{Added, Merged};
 
 pub use checkpoint::{CHECKPOINT_KEY, Checkpoint, CheckpointError};
 pub use glue::{GlueTarget, Registered};
 pub use settings::{Settings, SettingsError};
+
+/// The default of [`Options::max_points`]: 1.5 million points, an hour of 25,000 series; the
+/// whole process peaked at about 650 MB with 1.2 million (benches/README.md, Compactor).
+pub const DEFAULT_MAX_POINTS: usize = 1_500_000;
 
 /// How often a conditional write is retried after losing a race to another writer.
 const MAX_WRITE_ATTEMPTS: usize = 8;
@@ -100,8 +109,11 @@ pub struct Options {
     pub write: WriteOptions,
     /// Raw objects fetched and decoded at once.
     pub concurrency: usize,
-    /// Raw bytes (as stored, usually gzip) per batch: bounds memory whatever the backlog.
+    /// Raw bytes (as stored, usually gzip) per batch: the unit of the checkpoint.
     pub batch_bytes: u64,
+    /// Points (datums after the merge) held in memory before the oldest hours are published
+    /// to make room: bounds memory whatever the backlog (see [`DEFAULT_MAX_POINTS`]).
+    pub max_points: usize,
     /// Cap on one raw object's decompressed size.
     pub max_decompressed_bytes: usize,
     /// Read again the raw objects recorded as undecodable.
@@ -122,6 +134,7 @@ impl Default for Options {
             write: WriteOptions::default(),
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
             batch_bytes: 256 << 20,
+            max_points: DEFAULT_MAX_POINTS,
             max_decompressed_bytes: cwms_decode::DEFAULT_MAX_DECOMPRESSED_BYTES,
             retry_failed: false,
             folder_grace: Duration::from_secs(6 * 3600),
@@ -139,6 +152,7 @@ impl std::fmt::Debug for Options {
             .field("write", &self.write)
             .field("concurrency", &self.concurrency)
             .field("batch_bytes", &self.batch_bytes)
+            .field("max_points", &self.max_points)
             .field("retry_failed", &self.retry_failed)
             .field("glue", &self.glue.as_ref().map(|(_, t)| t))
             .field("fail_point", &self.fail_point)
@@ -292,7 +306,20 @@ pub async fn compact(raw: &dyn ObjectStore, raw_id: &str, lake: &dyn ObjectStore
 
     for batch in batches(&pending, options.batch_bytes) {
         let keys: Vec<&str> = batch.iter().map(|o| o.key.as_str()).collect();
-        let mapped = map_objects(raw, &keys, options).await?;
+        let mut published = Published::default();
+        // Decoding fills the merged partitions; whenever they hold more than `max_points`,
+        // the oldest hours are published (merged into their lake objects) to make room.
+        // Publishing an hour twice in a batch costs a re-read, never correctness (DESIGN 4.3).
+        let mapped = map_with(raw, &keys, options, async |merged: &Arc<Merged>| -> Result<()> {
+            if merged.points() > options.max_points {
+                let keep = options.max_points / 2;
+                let merged = Arc::clone(merged);
+                let oldest = tokio::task::spawn_blocking(move || merged.take_oldest(keep)).await.map_err(|e| Error::Task(e.to_string()))?;
+                published.absorb(publish_minutes(lake, oldest, options).await?);
+            }
+            Ok(())
+        })
+        .await?;
         report.objects_read += mapped.decoded.len();
         report.raw_bytes_read += mapped.bytes;
         report.datums += mapped.datums;
@@ -302,17 +329,16 @@ pub async fn compact(raw: &dyn ObjectStore, raw_id: &str, lake: &dyn ObjectStore
         }
         options.fail_at(FailPoint::AfterDecode)?;
 
-        let published = publish_minutes(lake, mapped.partitions, options).await?;
+        published.absorb(publish_minutes(lake, mapped.partitions, options).await?);
         report.minute_objects_written += published.written;
         report.minute_objects_unchanged += published.unchanged;
         report.lake_bytes_written += published.bytes;
         report.duplicates_merged += published.duplicates;
         let batch_clean = published.errors.is_empty();
-        report.partition_errors.extend(published.errors);
+        report.partition_errors.extend(std::mem::take(&mut published.errors));
         options.fail_at(FailPoint::BeforeRollup)?;
 
-        let days: BTreeSet<LakeObject> = published.touched.iter().map(LakeObject::day).collect();
-        let rollups = publish_rollups(lake, &days, options).await?;
+        let rollups = publish_rollups(lake, &published.rollups, options).await?;
         report.hour_objects_written += rollups.written;
         report.lake_bytes_written += rollups.bytes;
         let batch_clean = batch_clean && rollups.errors.is_empty();
@@ -320,7 +346,7 @@ pub async fn compact(raw: &dyn ObjectStore, raw_id: &str, lake: &dyn ObjectStore
 
         if let Some((client, target)) = &options.glue {
             let mut partitions = BTreeSet::new();
-            for object in published.touched.iter().chain(&days) {
+            for object in published.touched.iter().chain(&rollups.touched) {
                 partitions.insert((object.table(), object.dt().to_owned(), object.namespace().to_owned()));
             }
             let registered = glue::register(client, target, &partitions).await?;
@@ -417,75 +443,67 @@ async fn save_checkpoint(
 /// An object counts only if every line decodes: its datums are used whole or not at all, so a
 /// fixed object can be replayed later without mixing halves.
 pub async fn map_objects(raw: &dyn ObjectStore, keys: &[&str], options: &Options) -> Result<Mapped> {
+    map_with(raw, keys, options, async |_: &Arc<Merged>| Ok(())).await
+}
+
+/// [`map_objects`], calling `after_each` (which may take partitions out) after each object.
+async fn map_with(
+    raw: &dyn ObjectStore,
+    keys: &[&str],
+    options: &Options,
+    mut after_each: impl AsyncFnMut(&Arc<Merged>) -> Result<()>,
+) -> Result<Mapped> {
     let max_decompressed = options.max_decompressed_bytes;
-    let mut results = futures::stream::iter(keys.iter().map(|&key| async move {
-        let object = raw.get(key).await?;
-        let Some(object) = object else {
-            // Listed but gone (expired by a lifecycle rule meanwhile): nothing to read.
-            return Ok::<_, Error>((key, Ok((Partitions::new(), 0, 0)), 0));
-        };
-        let size = object.bytes.len() as u64;
-        let decoded = tokio::task::spawn_blocking(move || decode_object(&object.bytes, max_decompressed))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))?;
-        Ok((key, decoded, size))
+    let merged = Arc::new(Merged::default());
+    let mut results = futures::stream::iter(keys.iter().map(|&key| {
+        let merged = Arc::clone(&merged);
+        async move {
+            let object = raw.get(key).await?;
+            let Some(object) = object else {
+                // Listed but gone (expired by a lifecycle rule meanwhile): nothing to read.
+                return Ok::<_, Error>((key, Ok(Added::default()), 0));
+            };
+            let size = object.bytes.len() as u64;
+            // Decoding and merging are CPU work: on the blocking pool, one object per task.
+            let added = tokio::task::spawn_blocking(move || merged.add_object(&object.bytes, max_decompressed))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))?;
+            Ok((key, added, size))
+        }
     }))
     .buffer_unordered(options.concurrency.max(1));
 
     let mut mapped = Mapped::default();
-    while let Some((key, decoded, size)) = results.try_next().await? {
+    while let Some((key, added, size)) = results.try_next().await? {
         mapped.bytes += size;
         options.report(Progress::ObjectRead { bytes: size });
-        match decoded {
-            Ok((partitions, datums, duplicates)) => {
-                mapped.datums += datums;
-                mapped.duplicates += duplicates;
-                for (object, partition) in partitions {
-                    match mapped.partitions.get_mut(&object) {
-                        Some(existing) => mapped.duplicates += existing.merge(&partition).duplicates() as u64,
-                        None => {
-                            mapped.partitions.insert(object, partition);
-                        }
-                    }
-                }
+        match added {
+            Ok(added) => {
+                mapped.datums += added.datums;
+                mapped.duplicates += added.duplicates;
                 mapped.decoded.push(key.to_owned());
             }
             Err(reason) => mapped.failed.push((key.to_owned(), reason)),
         }
+        after_each(&merged).await?;
     }
+    drop(results);
+    let all = Arc::clone(&merged);
+    mapped.partitions = tokio::task::spawn_blocking(move || all.take_all()).await.map_err(|e| Error::Task(e.to_string()))?;
     mapped.decoded.sort();
     mapped.failed.sort();
     Ok(mapped)
 }
 
-/// Decodes one raw object into partitions: `(partitions, datums, duplicates)` or why not.
-fn decode_object(bytes: &[u8], max_decompressed: usize) -> Result<(Partitions, u64, u64), String> {
-    let plain = decompress(bytes, max_decompressed).map_err(|e| e.to_string())?;
-    let decoded = decode_lines(&plain);
-    if let Some(first) = decoded.errors.first() {
-        let lines = decoded.errors.len() + decoded.datums.len();
-        return Err(format!("{} of {lines} lines invalid; first: {first}", decoded.errors.len()));
-    }
-    let mut partitions = Partitions::new();
-    let mut duplicates = 0u64;
-    let mut current: Option<(String, i64, LakeObject)> = None;
-    for datum in &decoded.datums {
-        // Consecutive datums nearly always share a namespace and hour: reuse the key.
-        let hour_start = datum.timestamp_ms - datum.timestamp_ms.rem_euclid(3_600_000);
-        let object = match &current {
-            Some((ns, hour, object)) if *ns == datum.namespace && *hour == hour_start => object.clone(),
-            _ => {
-                let object = LakeObject::minutes_at(&datum.namespace, datum.timestamp_ms).map_err(|e| e.to_string())?;
-                current = Some((datum.namespace.to_string(), hour_start, object.clone()));
-                object
-            }
-        };
-        let outcome = partitions.entry(object).or_default().insert(datum);
-        if !matches!(outcome, cwms_merge::Outcome::Inserted) {
-            duplicates += 1;
-        }
-    }
-    Ok((partitions, decoded.datums.len() as u64, duplicates))
+/// The hourly rollup of one `metrics_1m` object as it was written, for its day's `metrics_1h`.
+#[derive(Debug, Clone)]
+pub struct HourRollup {
+    /// One row per series (see [`cwms_merge::rollup_hourly`]).
+    pub rows: Partition,
+    /// The version of the `metrics_1m` object the rollup was computed from, when the store
+    /// reports one: if the object has changed since (another compactor), the rollup is
+    /// recomputed from the object.
+    pub etag: Option<String>,
 }
 
 /// What publishing a set of lake objects did.
@@ -498,6 +516,23 @@ pub struct Published {
     /// Every object that now holds the new datums (written or already holding them).
     pub touched: Vec<LakeObject>,
     pub errors: Vec<ObjectProblem>,
+    /// For each `metrics_1m` object published, its hourly rollup (the latest, when an object
+    /// was published more than once): what [`publish_rollups`] needs.
+    pub rollups: BTreeMap<LakeObject, HourRollup>,
+}
+
+impl Published {
+    fn absorb(&mut self, other: Published) {
+        self.written += other.written;
+        self.unchanged += other.unchanged;
+        self.bytes += other.bytes;
+        self.duplicates += other.duplicates;
+        self.touched.extend(other.touched);
+        self.touched.sort();
+        self.touched.dedup();
+        self.errors.extend(other.errors);
+        self.rollups.extend(other.rollups);
+    }
 }
 
 /// Merges each partition into its `metrics_1m` lake object and writes the result.
@@ -505,11 +540,12 @@ pub async fn publish_minutes(lake: &dyn ObjectStore, partitions: Partitions, opt
     let mut work: Vec<(LakeObject, Partition)> = partitions.into_iter().collect();
     work.sort_by(|a, b| a.0.cmp(&b.0));
     options.report(Progress::Publishing { objects: work.len() });
+    // One object per core: each holds its rows, Arrow arrays and Parquet pages while encoding.
     let mut results = futures::stream::iter(work.into_iter().map(|(object, partition)| async move {
-        let outcome = merge_and_write(lake, &object, Some(partition), None, options).await;
+        let outcome = merge_and_write(lake, &object, partition, options).await;
         (object, outcome)
     }))
-    .buffer_unordered(options.concurrency.max(1));
+    .buffer_unordered(encoders(options));
     let mut published = Published::default();
     let mut written_so_far = 0;
     while let Some((object, outcome)) = results.next().await {
@@ -527,6 +563,9 @@ pub async fn publish_minutes(lake: &dyn ObjectStore, partitions: Partitions, opt
                 } else {
                     published.unchanged += 1;
                 }
+                if let Some(rows) = write.rollup {
+                    published.rollups.insert(object.clone(), HourRollup { rows, etag: write.etag });
+                }
                 published.touched.push(object);
             }
             Err(WriteError::Fatal(e)) => return Err(e),
@@ -537,28 +576,29 @@ pub async fn publish_minutes(lake: &dyn ObjectStore, partitions: Partitions, opt
     Ok(published)
 }
 
-/// Recomputes the `metrics_1h` object of each day from that day's `metrics_1m` objects.
-async fn publish_rollups(lake: &dyn ObjectStore, days: &BTreeSet<LakeObject>, options: &Options) -> Result<Published> {
-    let mut results = futures::stream::iter(days.iter().map(|day| async move {
-        let outcome = async {
-            let prefix = partition_path(Table::Metrics1m, day.dt(), day.namespace());
-            let mut minutes = Partition::new();
-            for meta in lake.list(&prefix).await.map_err(|e| WriteError::Fatal(e.into()))? {
-                let Ok(object) = LakeObject::parse(&meta.key) else { continue };
-                let Some(found) = lake.get(&meta.key).await.map_err(|e| WriteError::Fatal(e.into()))? else { continue };
-                let location = lake.describe(&meta.key);
-                let partition = blocking(move || cwms_parquet::decode(found.bytes, &object, &location).map_err(|e| e.to_string()))
-                    .await?
-                    .map_err(WriteError::Object)?;
-                minutes.merge(&partition);
-            }
-            let rollup = blocking(move || rollup_hourly(&minutes)).await?;
-            merge_and_write(lake, day, None, Some(rollup), options).await
-        }
-        .await;
+/// Lake objects encoded at once: one per core, and no more than the concurrency asked for.
+fn encoders(options: &Options) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    options.concurrency.clamp(1, cores)
+}
+
+/// Recomputes the `metrics_1h` object of each day that has an hour in `rollups`.
+///
+/// The day's object is read, the rows of the hours in `rollups` are replaced by their new
+/// rollups, and any other hour that has a `metrics_1m` object but no rows yet (a first run, or
+/// a `metrics_1h` object deleted by hand) is rolled up from its object; then the day is written
+/// back, conditionally. Only the touched hours are recomputed, so a run's cost does not grow
+/// with the number of hours already in the day.
+pub async fn publish_rollups(lake: &dyn ObjectStore, rollups: &BTreeMap<LakeObject, HourRollup>, options: &Options) -> Result<Published> {
+    let mut days: BTreeMap<LakeObject, Vec<(&LakeObject, &HourRollup)>> = BTreeMap::new();
+    for (object, rollup) in rollups {
+        days.entry(object.day()).or_default().push((object, rollup));
+    }
+    let mut results = futures::stream::iter(days.into_iter().map(|(day, hours)| async move {
+        let outcome = write_day(lake, &day, &hours, options).await;
         (day, outcome)
     }))
-    .buffer_unordered(options.concurrency.max(1));
+    .buffer_unordered(encoders(options));
     let mut published = Published::default();
     while let Some((day, outcome)) = results.next().await {
         match outcome {
@@ -566,13 +606,16 @@ async fn publish_rollups(lake: &dyn ObjectStore, days: &BTreeSet<LakeObject>, op
                 if let Some(bytes) = write.bytes_written {
                     published.written += 1;
                     published.bytes += bytes;
+                } else {
+                    published.unchanged += 1;
                 }
-                published.touched.push(day.clone());
+                published.touched.push(day);
             }
             Err(WriteError::Fatal(e)) => return Err(e),
             Err(WriteError::Object(reason)) => published.errors.push(ObjectProblem { location: lake.describe(&day.key()), reason }),
         }
     }
+    published.touched.sort();
     Ok(published)
 }
 
@@ -583,6 +626,12 @@ enum WriteError {
     Object(String),
 }
 
+impl From<cwms_store::Error> for WriteError {
+    fn from(e: cwms_store::Error) -> Self {
+        WriteError::Fatal(e.into())
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, WriteError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| WriteError::Fatal(Error::Task(e.to_string())))
 }
@@ -591,63 +640,126 @@ struct Write {
     /// Bytes written, or `None` when the object already held exactly this content.
     bytes_written: Option<u64>,
     duplicates: u64,
+    /// The object's version after the write.
+    etag: Option<String>,
+    /// The hourly rollup of what was written (`metrics_1m` only).
+    rollup: Option<Partition>,
 }
 
-/// Writes one lake object: `merge_with` is merged into what the object holds (metrics_1m);
-/// `replace_with` replaces it (metrics_1h, recomputed whole). Conditional on the version read,
-/// re-reading and re-merging when another writer got there first.
-async fn merge_and_write(
-    lake: &dyn ObjectStore,
-    object: &LakeObject,
-    merge_with: Option<Partition>,
-    replace_with: Option<Partition>,
-    options: &Options,
-) -> Result<Write, WriteError> {
+/// Merges `incoming` into a `metrics_1m` object and writes it back, conditional on the version
+/// read, re-reading and re-merging when another writer got there first.
+async fn merge_and_write(lake: &dyn ObjectStore, object: &LakeObject, incoming: Partition, options: &Options) -> Result<Write, WriteError> {
     let key = object.key();
-    let incoming = Arc::new(merge_with);
-    let replacement = Arc::new(replace_with);
+    let incoming = Arc::new(incoming);
     for _ in 0..MAX_WRITE_ATTEMPTS {
-        let existing = lake.get(&key).await.map_err(|e| WriteError::Fatal(e.into()))?;
-        let etag = existing.as_ref().and_then(|o| o.etag.clone());
+        let existing = lake.get(&key).await?;
         let existing_bytes = existing.as_ref().map(|o| o.bytes.clone());
-        let (object_c, incoming_c, replacement_c, write) = (object.clone(), incoming.clone(), replacement.clone(), options.write.clone());
+        let (object_c, incoming_c, write) = (object.clone(), Arc::clone(&incoming), options.write.clone());
         let location = lake.describe(&key);
-        let encoded = blocking(move || -> Result<(Bytes, u64), String> {
-            let mut duplicates = 0;
-            let merged = match (&*replacement_c, &*incoming_c) {
-                (Some(replacement), _) => replacement.clone(),
-                (None, Some(incoming)) => {
-                    let mut merged = match &existing_bytes {
-                        // A corrupt lake object stops here, with an error naming it; it is never overwritten.
-                        Some(bytes) => cwms_parquet::decode(bytes.clone(), &object_c, &location).map_err(|e| e.to_string())?,
-                        None => Partition::new(),
+        let (bytes, duplicates, rollup) = blocking(move || -> Result<(Bytes, u64, Partition), String> {
+            let decoded;
+            let (merged, duplicates) = match existing_bytes {
+                // A corrupt lake object stops here, with an error naming it; it is never overwritten.
+                Some(bytes) => {
+                    decoded = {
+                        let mut merged = cwms_parquet::decode(bytes, &object_c, &location).map_err(|e| e.to_string())?;
+                        let duplicates = merged.merge(&incoming_c).duplicates() as u64;
+                        (merged, duplicates)
                     };
-                    duplicates = merged.merge(incoming).duplicates() as u64;
-                    merged
+                    (&decoded.0, decoded.1)
                 }
-                (None, None) => Partition::new(),
+                // Nothing to merge with: the incoming partition is the content.
+                None => (&*incoming_c, 0),
             };
-            let bytes = cwms_parquet::encode(&merged, &object_c, &write).map_err(|e| e.to_string())?;
-            Ok((bytes, duplicates))
+            let bytes = cwms_parquet::encode(merged, &object_c, &write).map_err(|e| e.to_string())?;
+            Ok((bytes, duplicates, rollup_hourly(merged)))
         })
         .await?
         .map_err(WriteError::Object)?;
-        let (bytes, duplicates) = encoded;
-        if existing.as_ref().is_some_and(|o| o.bytes == bytes) {
-            return Ok(Write { bytes_written: None, duplicates });
-        }
-        let mode = match etag {
-            Some(tag) => PutMode::Update(tag),
-            None if existing.is_some() => PutMode::Overwrite,
-            None => PutMode::Create,
-        };
-        let size = bytes.len() as u64;
-        match lake.put(&key, bytes, mode).await.map_err(|e| WriteError::Fatal(e.into()))? {
-            PutOutcome::Written { .. } => return Ok(Write { bytes_written: Some(size), duplicates }),
-            PutOutcome::Conflict => continue,
+        match put_if_changed(lake, &key, existing.as_ref(), bytes).await? {
+            Some((bytes_written, etag)) => return Ok(Write { bytes_written, duplicates, etag, rollup: Some(rollup) }),
+            None => continue,
         }
     }
     Err(WriteError::Object(format!("another writer kept changing the object; gave up after {MAX_WRITE_ATTEMPTS} attempts")))
+}
+
+/// Writes the `metrics_1h` object of `day` with the new rollups of `hours` (see [`publish_rollups`]).
+async fn write_day(lake: &dyn ObjectStore, day: &LakeObject, hours: &[(&LakeObject, &HourRollup)], options: &Options) -> Result<Write, WriteError> {
+    let key = day.key();
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let existing = lake.get(&key).await?;
+        let mut rows = match &existing {
+            Some(found) => {
+                let (bytes, day_c, location) = (found.bytes.clone(), day.clone(), lake.describe(&key));
+                blocking(move || cwms_parquet::decode(bytes, &day_c, &location).map_err(|e| e.to_string())).await?.map_err(WriteError::Object)?
+            }
+            None => Partition::new(),
+        };
+        let present = rows.timestamps();
+        // The hours to take from this run, unless their object changed since it was written.
+        let listing = lake.list(&partition_path(Table::Metrics1m, day.dt(), day.namespace())).await?;
+        let mut fresh: Vec<&Partition> = Vec::new();
+        let mut from_lake: Vec<LakeObject> = Vec::new();
+        let listed: Vec<(LakeObject, &ObjectMeta)> = listing.iter().filter_map(|meta| Some((LakeObject::parse(&meta.key).ok()?, meta))).collect();
+        for (object, rollup) in hours {
+            match listed.iter().find(|(o, _)| o == *object) {
+                Some((_, meta)) if meta.etag.is_some() && meta.etag != rollup.etag => from_lake.push((*object).clone()),
+                _ => fresh.push(&rollup.rows),
+            }
+        }
+        for (object, _) in &listed {
+            if !hours.iter().any(|(o, _)| *o == object) && !present.contains(&object.time_range_ms().start) {
+                from_lake.push(object.clone());
+            }
+        }
+        let replaced: Vec<i64> = hours.iter().map(|(o, _)| o.time_range_ms().start).chain(from_lake.iter().map(|o| o.time_range_ms().start)).collect();
+        rows.retain_timestamps(|ts| !replaced.contains(&ts));
+        for partition in fresh {
+            rows.merge(partition);
+        }
+        for object in from_lake {
+            let key = object.key();
+            let Some(found) = lake.get(&key).await? else { continue };
+            let location = lake.describe(&key);
+            let rollup = blocking(move || cwms_parquet::decode(found.bytes, &object, &location).map(|p| rollup_hourly(&p)).map_err(|e| e.to_string()))
+                .await?
+                .map_err(WriteError::Object)?;
+            rows.merge(&rollup);
+        }
+        let (day_c, write) = (day.clone(), options.write.clone());
+        let bytes = blocking(move || cwms_parquet::encode(&rows, &day_c, &write).map_err(|e| e.to_string())).await?.map_err(WriteError::Object)?;
+        if let Some((bytes_written, etag)) = put_if_changed(lake, &key, existing.as_ref(), bytes).await? {
+            return Ok(Write { bytes_written, duplicates: 0, etag, rollup: None });
+        }
+    }
+    Err(WriteError::Object(format!("another writer kept changing the object; gave up after {MAX_WRITE_ATTEMPTS} attempts")))
+}
+
+/// Writes `bytes` over `existing` (conditionally on its version when the store reports one).
+/// `Some((None, etag))` when the object already held these bytes, `Some((Some(size), etag))`
+/// when written, `None` when another writer changed the object first.
+async fn put_if_changed(
+    lake: &dyn ObjectStore,
+    key: &str,
+    existing: Option<&cwms_store::Object>,
+    bytes: Bytes,
+) -> Result<Option<(Option<u64>, Option<String>)>, WriteError> {
+    if let Some(found) = existing.filter(|o| o.bytes == bytes) {
+        return Ok(Some((None, found.etag.clone())));
+    }
+    let mode = match existing {
+        Some(found) => match &found.etag {
+            Some(tag) => PutMode::Update(tag.clone()),
+            None => PutMode::Overwrite,
+        },
+        None => PutMode::Create,
+    };
+    let size = bytes.len() as u64;
+    match lake.put(key, bytes, mode).await? {
+        PutOutcome::Written { etag } => Ok(Some((Some(size), etag))),
+        PutOutcome::Conflict => Ok(None),
+    }
 }
 
 /// Lists the lake's objects by table, for summaries (`(objects, bytes)` per table).

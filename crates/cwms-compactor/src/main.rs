@@ -19,6 +19,7 @@ async fn main() -> Result<(), Error> {
     let lake = cwms_store::open(&settings.lake).await.map_err(startup)?;
     let mut options = Options::default();
     options.write.codec = settings.codec;
+    options.max_points = settings.max_points;
     if let Some((database, table_prefix)) = &settings.glue {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let target = GlueTarget { database: database.clone(), table_prefix: table_prefix.clone(), lake_url: settings.lake.clone() };

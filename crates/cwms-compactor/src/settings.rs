@@ -22,7 +22,8 @@ const LAKE: &str = "CWMS_LAKE";
 const GLUE_DATABASE: &str = "CWMS_GLUE_DATABASE";
 const GLUE_TABLE_PREFIX: &str = "CWMS_GLUE_TABLE_PREFIX";
 const CODEC: &str = "CWMS_CODEC";
-const KNOWN: [&str; 5] = [RAW, LAKE, GLUE_DATABASE, GLUE_TABLE_PREFIX, CODEC];
+const MAX_POINTS: &str = "CWMS_MAX_POINTS";
+const KNOWN: [&str; 6] = [RAW, LAKE, GLUE_DATABASE, GLUE_TABLE_PREFIX, CODEC, MAX_POINTS];
 
 /// Where the compactor reads and writes, and what it registers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,12 +35,16 @@ pub struct Settings {
     /// Glue database and table prefix, when partitions are to be registered.
     pub glue: Option<(String, String)>,
     pub codec: Codec,
+    /// Merged datums held in memory at most (see `Options::max_points`); size it with the
+    /// function's memory.
+    pub max_points: usize,
 }
 
 impl Settings {
     /// Reads `(name, value)` pairs; names not starting with `CWMS_` are ignored.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Settings, SettingsError> {
         let (mut raw, mut lake, mut database, mut prefix, mut codec) = (None, None, None, String::new(), Codec::default());
+        let mut max_points = crate::DEFAULT_MAX_POINTS;
         for (name, value) in vars {
             if !name.starts_with("CWMS_") {
                 continue;
@@ -52,6 +57,13 @@ impl Settings {
                 CODEC => {
                     codec = value.parse().map_err(|e: cwms_parquet::Error| SettingsError::Invalid { name: name.clone(), value: value.clone(), reason: e.to_string() })?
                 }
+                MAX_POINTS => {
+                    max_points = value.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| SettingsError::Invalid {
+                        name: name.clone(),
+                        value: value.clone(),
+                        reason: "expected a positive whole number of datums".into(),
+                    })?
+                }
                 _ => return Err(SettingsError::Unknown { name }),
             }
         }
@@ -60,7 +72,7 @@ impl Settings {
         if database.is_some() && !lake.starts_with("s3://") {
             return Err(SettingsError::Invalid { name: LAKE.into(), value: lake, reason: "Glue registration needs an s3:// lake".into() });
         }
-        Ok(Settings { raw, lake, glue: database.map(|d| (d, prefix)), codec })
+        Ok(Settings { raw, lake, glue: database.map(|d| (d, prefix)), codec, max_points })
     }
 }
 
@@ -80,6 +92,13 @@ mod tests {
         assert_eq!(check(&[("CWMS_RAW", "x")]).unwrap_err(), "missing setting CWMS_LAKE");
         assert!(check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_LAKES", "z")]).unwrap_err().starts_with("unknown setting CWMS_LAKES"));
         assert!(check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_CODEC", "lz5")]).unwrap_err().starts_with("setting CWMS_CODEC=\"lz5\": "));
+        assert_eq!(check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_MAX_POINTS", "250000")]).unwrap().max_points, 250_000);
+        for bad in ["0", "-1", "1e6", ""] {
+            assert_eq!(
+                check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_MAX_POINTS", bad)]).unwrap_err(),
+                format!("setting CWMS_MAX_POINTS={bad:?}: expected a positive whole number of datums")
+            );
+        }
         assert_eq!(
             check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "/tmp/lake"), ("CWMS_GLUE_DATABASE", "db")]).unwrap_err(),
             "setting CWMS_LAKE=\"/tmp/lake\": Glue registration needs an s3:// lake"

@@ -169,6 +169,43 @@ async fn small_batches_give_the_same_bytes() {
 }
 
 #[tokio::test]
+async fn a_small_point_budget_publishes_early_and_gives_the_same_bytes() {
+    let objects = raw_objects();
+    let reference = reference_lake(&objects).await;
+    for max_points in [1, 60, 250] {
+        let dir = tempfile::tempdir().unwrap();
+        write_raw(&dir.path().join("raw"), &objects).await;
+        let options = Options { max_points, concurrency: 1, ..options() };
+        let report = run(&dir.path().join("raw"), &dir.path().join("lake"), &options).await.unwrap();
+        assert!(report.is_success());
+        // Six objects of one hour each in key order: a budget below an object's points
+        // publishes after every object, so hours are written (and merged into) more than once.
+        if max_points < 100 {
+            assert!(report.minute_objects_written + report.minute_objects_unchanged > 6, "{max_points}: {report:?}");
+        }
+        assert_eq!(snapshot(&dir.path().join("lake")), reference, "max_points {max_points}");
+    }
+}
+
+#[tokio::test]
+async fn rollups_recompute_hours_missing_from_the_day() {
+    let objects = raw_objects();
+    let reference = reference_lake(&objects).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    // Everything but the last object (hour 07), then the metrics_1h objects are lost.
+    write_raw(&raw, &objects[..5]).await;
+    run(&raw, &lake, &options()).await.unwrap();
+    std::fs::remove_dir_all(lake.join("metrics_1h")).unwrap();
+    // The last object touches hours 05 (its re-sent datums) and 07 only; hour 06 must come
+    // back into the rollup from its metrics_1m object.
+    write_raw(&raw, &objects[5..]).await;
+    let report = run(&raw, &lake, &options()).await.unwrap();
+    assert_eq!(report.objects_read, 1);
+    assert_eq!(snapshot(&lake), reference);
+}
+
+#[tokio::test]
 async fn a_crash_at_any_step_converges_on_rerun() {
     let objects = raw_objects();
     let reference = reference_lake(&objects).await;
