@@ -122,6 +122,21 @@ fn same_rows_give_the_same_bytes() {
 }
 
 #[test]
+fn parallel_encoding_writes_what_arrow_writer_writes() {
+    // Several row groups, several pages per column chunk, every codec.
+    let partition = partition_of(&sample(30, 60));
+    for codec in [Codec::default(), Codec::Snappy, Codec::Uncompressed] {
+        let options = WriteOptions {
+            codec,
+            max_row_group_rows: NonZeroUsize::new(1000).unwrap(),
+            data_page_rows: NonZeroUsize::new(300).unwrap(),
+        };
+        let sequential = write_batch(&to_record_batch(&partition).unwrap(), writer_properties(&options));
+        assert_eq!(encode(&partition, &minutes_object(), &options).unwrap(), sequential, "{codec}");
+    }
+}
+
+#[test]
 fn footer_records_the_policy() {
     let bytes = encode_default(&partition_of(&sample(5, 60)));
     let reader = SerializedFileReader::new(bytes).unwrap();

@@ -12,7 +12,10 @@ use arrow_buffer::OffsetBuffer;
 use arrow_schema::DataType;
 use bytes::Bytes;
 use cwms_merge::{HOUR_MS, Partition, Row};
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
+use parquet::file::writer::SerializedFileWriter;
+use rayon::iter::{IndexedParallelIterator, IntoParallelIterator, ParallelIterator};
 use parquet::basic::Compression;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
@@ -206,15 +209,52 @@ pub fn to_record_batch(partition: &Partition) -> Result<RecordBatch> {
 /// object's hour (`metrics_1m`) or day (`metrics_1h`), and in `metrics_1h` a timestamp off the
 /// hour or additional statistics (a rollup has none).
 pub fn encode(partition: &Partition, object: &LakeObject, options: &WriteOptions) -> Result<Bytes> {
-    let rows = partition.rows();
     let location = object.key();
-    check_rows_belong(&rows, object, &location)?;
-    let batch = batch_of(&rows, &location)?;
-    let write_error = |source: parquet::errors::ParquetError| Error::Write { object: location.clone(), source: Box::new(source) };
-    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties(options))).map_err(write_error)?;
-    writer.write(&batch).map_err(write_error)?;
-    let bytes = writer.into_inner().map_err(write_error)?;
-    Ok(Bytes::from(bytes))
+    let batch = {
+        let rows = partition.rows();
+        check_rows_belong(&rows, object, &location)?;
+        batch_of(&rows, &location)?
+    };
+    write_file(&batch, options).map(Bytes::from).map_err(|source| Error::Write { object: location, source: Box::new(source) })
+}
+
+/// Writes one batch as a Parquet file, the columns of each row group encoded in parallel
+/// (rayon): encoding is most of a lake object's cost, and one object is often all that is
+/// left to write at the end of a run. This is what `ArrowWriter` does with the same
+/// properties, column by column on one thread; the column chunks are appended in schema
+/// order, so the bytes do not depend on the scheduling (the sample lake's golden SHA-256
+/// hashes check that they are what `ArrowWriter` wrote).
+fn write_file(batch: &RecordBatch, options: &WriteOptions) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    let schema = batch.schema();
+    let mut properties = writer_properties(options);
+    add_encoded_arrow_schema_to_metadata(&schema, &mut properties);
+    let properties = Arc::new(properties);
+    let parquet_schema = ArrowSchemaConverter::new().with_coerce_types(properties.coerce_types()).convert(&schema)?;
+    let mut writer = SerializedFileWriter::new(Vec::new(), parquet_schema.root_schema_ptr(), Arc::clone(&properties))?;
+    let factory = ArrowRowGroupWriterFactory::new(&writer, Arc::clone(&schema));
+    let group_rows = options.max_row_group_rows.get();
+    for (index, offset) in (0..batch.num_rows()).step_by(group_rows).enumerate() {
+        let group = batch.slice(offset, group_rows.min(batch.num_rows() - offset));
+        let mut leaves = Vec::new();
+        for (field, column) in schema.fields().iter().zip(group.columns()) {
+            leaves.extend(compute_leaves(field, column)?);
+        }
+        let chunks = factory
+            .create_column_writers(index)?
+            .into_par_iter()
+            .zip(leaves)
+            .map(|(mut column, leaf)| {
+                column.write(&leaf)?;
+                column.close()
+            })
+            .collect::<Result<Vec<ArrowColumnChunk>, _>>()?;
+        let mut row_group = writer.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+    }
+    writer.into_inner()
 }
 
 fn check_rows_belong(rows: &[Row<'_>], object: &LakeObject, location: &str) -> Result<()> {
