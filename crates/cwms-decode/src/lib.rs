@@ -14,6 +14,7 @@ use std::io::Read;
 
 use cwms_model::Datum;
 
+mod fast;
 mod line;
 
 pub use line::{LineProblem, decode_line, decode_line_str};
