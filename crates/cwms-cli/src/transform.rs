@@ -28,13 +28,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         std::fs::read(&args.event).with_context(|| format!("reading event file {}", args.event.display()))?
     };
-    // An event that is UTF-8 as a whole (any real one) is parsed without serde_json checking each
-    // record's base64 again; anything else takes the byte path, whose errors say where.
-    let parsed: serde_json::Result<FirehoseEvent<'_>> = match std::str::from_utf8(&bytes) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(&bytes),
-    };
-    let event = parsed.with_context(|| format!("{} is not a Firehose transformation event", args.event.display()))?;
+    let event = FirehoseEvent::from_json(&bytes).with_context(|| format!("{} is not a Firehose transformation event", args.event.display()))?;
     let mut outcome = cwms_transform::transform_to_json(&config, &event);
     outcome.response.push(b'\n');
     let mut stdout = std::io::stdout().lock();

@@ -137,7 +137,12 @@ impl<'a> Cursor<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
-        let len = self.bytes[start..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = memchr::memchr2(b'"', b'\\', &self.bytes[start..])?;
+        // serde_json refuses control characters in strings: leave those lines to it. (No early
+        // exit, so that the check runs over whole vectors.)
+        if self.bytes[start..start + len].iter().fold(false, |found, &b| found | (b < 0x20)) {
+            return None;
+        }
         self.at = start + len;
         self.eat(b'"')?;
         // Quotes are ASCII, so both ends are character boundaries of the (valid) text.

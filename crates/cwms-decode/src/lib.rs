@@ -95,7 +95,7 @@ pub fn decode_lines(bytes: &[u8]) -> Decoded<'_> {
     let mut decoded = Decoded { datums: Vec::with_capacity(bytes.len() / 256 + 1), errors: Vec::new() };
     // Checking the whole input as UTF-8 once is much cheaper than serde_json checking every string
     // of every line; an input that is not UTF-8 takes the byte path, whose errors name the line.
-    if let Ok(text) = std::str::from_utf8(bytes) {
+    if let Ok(text) = simdutf8::basic::from_utf8(bytes) {
         for (index, line) in text_lines(text) {
             match decode_line_str(line) {
                 Ok(datum) => decoded.datums.push(datum),

@@ -51,6 +51,20 @@ pub struct FirehoseEvent<'a> {
     pub records: Vec<FirehoseRecord<'a>>,
 }
 
+impl<'a> FirehoseEvent<'a> {
+    /// Reads an event from its JSON bytes, borrowing each record's base64 from them.
+    ///
+    /// An event that is UTF-8 as a whole (any real one) is checked once, with SIMD, and parsed as
+    /// text, so serde_json does not check each record's base64 again; anything else is parsed
+    /// as bytes, whose errors say where the problem is.
+    pub fn from_json(bytes: &'a [u8]) -> serde_json::Result<Self> {
+        match simdutf8::basic::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(bytes),
+        }
+    }
+}
+
 /// One record of a Firehose event.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
