@@ -7,7 +7,8 @@
 //! datums are all filtered out is `Dropped`. Partition keys `dt` and `hour` are always returned.
 //! Bad data never makes the function fail: only a malformed event (which Firehose never sends) does.
 //!
-//! The Lambda entry point (`src/main.rs`) and `cwms transform` both call this.
+//! The Lambda entry point (`src/main.rs`) and `cwms transform` both call [`transform_to_json`], the
+//! same handler with the response written straight to JSON; `cwms run` calls [`transform`].
 
 use std::borrow::Cow;
 use std::collections::HashMap;
