@@ -20,16 +20,17 @@ python3 - "$out/perf-flat.txt" <<'PY'
 import re, sys
 stages = [  # first match wins
     ("kernel: page faults on fresh memory, file read, exit", lambda s, k: k),
-    ("base64 decode (base64 crate, GeneralPurpose)", lambda s, k: "internal_decode" in s or "decode::inner" in s),
-    ("base64 encode (base64 crate, GeneralPurpose)", lambda s, k: "internal_encode" in s or "encode_with_padding" in s),
-    ("JSON out: serde_json writing the response (escape scan of the base64)", lambda s, k: "ser::Serializer" in s or "format_escaped_str" in s),
-    ("JSON in: serde_json parsing the event and the datum lines, UTF-8 checks", lambda s, k: any(x in s for x in (
-        "serde_json::de", "serde_json::read", "from_utf8", "lexical", "Seed as serde_core", "line::Number", "serde_core::de"))),
-    ("normalized lines (Datum::write_json_line, float formatting)", lambda s, k: "write_json_line" in s or "zmij" in s),
+    ("base64 decode (base64-simd)", lambda s, k: "base64_simd" in s and "decode" in s or "internal_decode" in s or "decode::inner" in s),
+    ("base64 encode (base64-simd)", lambda s, k: "base64_simd" in s and "encode" in s or "internal_encode" in s or "encode_with_padding" in s),
+    ("datum lines in: the fast path (cwms_decode::fast) and float parsing", lambda s, k: "cwms_decode::fast" in s or "dec2flt" in s or "f64 as core::str" in s),
+    ("JSON in: serde_json (the event; lines off the fast path), UTF-8 checks", lambda s, k: any(x in s for x in (
+        "serde_json::de", "serde_json::read", "from_utf8", "simdutf8", "lexical", "Seed as serde_core", "line::Number", "serde_core::de"))),
+    ("normalized lines out (Datum::write_json_line, string escapes, float formatting)", lambda s, k: "write_json_line" in s or "zmij" in s or "format_escaped_str" in s),
+    ("JSON out: the response (serde_json serializer)", lambda s, k: "ser::Serializer" in s),
     ("allocation and copies (malloc, free, memmove, memset)", lambda s, k: any(x in s for x in (
-        "malloc", "_int_free", "memmove", "memset", "unlink_chunk", "realloc", "cfree", "finish_grow"))),
+        "malloc", "_int_free", "memmove", "memset", "unlink_chunk", "realloc", "cfree", "finish_grow", "grow_one", "drop_in_place"))),
     ("line splitting (decode_lines itself, memchr)", lambda s, k: "decode_lines" in s or "memchr" in s or "memrchr" in s),
-    ("dedup (xxh3, hash map)", lambda s, k: "xxh" in s or "hash" in s.lower()),
+    ("dedup (xxh3, hash map, line compare)", lambda s, k: "xxh" in s or "hash" in s.lower() or "memcmp" in s),
 ]
 totals = {name: 0.0 for name, _ in stages}
 other = []

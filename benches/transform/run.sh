@@ -5,6 +5,8 @@
 #   - cold start of the release bootstrap under the real Lambda Runtime API emulator
 #   - stripped size of the release bootstrap (target < 8 MB)
 #   - optionally (BENCH_ARM64=1) `cargo lambda build --release --arm64`
+#   - optionally (BEFORE=path/to/an/older/cwms) that build too, in the same hyperfine run, so a
+#     change is measured as a ratio between builds under the same load
 #
 # Needs: hyperfine (apt-get install hyperfine), /usr/bin/time, taskset, python3, and
 # target/tools/venv/bin/cargo-lambda (./scripts/install-tools). Results go to stdout and to
@@ -74,9 +76,14 @@ open(sys.argv[3], "w").write(f"{differ}\n")
 PY
 
 # Speed, one core each.
+before=()
+if [[ -n "${BEFORE:-}" ]]; then
+    before=(-n cwms-before "taskset -c 0 $BEFORE transform --event $event")
+fi
 hyperfine --warmup 3 --runs "$runs" -N \
     --export-json "$out/hyperfine.json" --export-markdown "$out/hyperfine.md" \
     -n cwms "taskset -c 0 $cwms transform --event $event" \
+    "${before[@]}" \
     -n python "taskset -c 0 $python benches/transform/peer_transform.py $event" \
     -n cwms-tiny "taskset -c 0 $cwms transform --event $tiny" \
     -n python-tiny "taskset -c 0 $python benches/transform/peer_transform.py $tiny" >&2
@@ -125,6 +132,11 @@ print(f"- speed, one core (hyperfine, {runs} runs): cwms {c['mean']*1000:.1f} ms
 # CPU time (user + system) is less disturbed by other processes on the same core than wall time.
 cpu = lambda r: r["user"] + r["system"]
 print(f"- CPU time (user + system, mean): cwms {cpu(c)*1000:.1f} ms, Python {cpu(p)*1000:.1f} ms: ratio {cpu(p)/cpu(c):.1f}")
+if "cwms-before" in results:
+    b = results["cwms-before"]
+    print(f"- BEFORE build, same run: {b['mean']*1000:.1f} ms ± {b['stddev']*1000:.1f} wall, {cpu(b)*1000:.1f} ms CPU: "
+          f"Python faster than it {p['mean']/b['mean']:.1f}x wall, {cpu(p)/cpu(b):.1f}x CPU; this build is {cpu(b)/cpu(c):.2f}x faster by CPU")
+print(f"- load average at the end: {open('/proc/loadavg').read().split()[0:3]}")
 ct, pt = results["cwms-tiny"], results["python-tiny"]
 print(f"- fixed cost (one-record event): cwms {ct['mean']*1000:.1f} ms wall / {cpu(ct)*1000:.1f} ms CPU, "
       f"Python {pt['mean']*1000:.1f} ms wall / {cpu(pt)*1000:.1f} ms CPU")

@@ -90,7 +90,7 @@ impl Firehose {
                             .get(input.record_id.as_str())
                             .map_or_else(|| "ProcessingFailed status set for record".to_owned(), |r| format!("ProcessingFailed status set for record: {r}")),
                         attempt_ending_timestamp: arrival + 1_000,
-                        raw_data: input.data.clone().unwrap_or_default(),
+                        raw_data: input.data.as_deref().unwrap_or_default().to_owned(),
                         lambda_arn: Some(self.lambda_arn.clone()),
                     };
                     let line = self.failed.entry(window).or_default();
@@ -172,7 +172,7 @@ mod tests {
         let record = |id: &str, data: &[u8], arrival: f64| FirehoseRecord {
             record_id: id.into(),
             approximate_arrival_timestamp: Some(arrival),
-            data: Some(BASE64.encode(data)),
+            data: Some(BASE64.encode(data).into()),
         };
         let event = FirehoseEvent {
             records: vec![record("a", GOOD.as_bytes(), 1764140400500.0), record("b", b"junk", 1764140401000.0), record("c", GOOD.as_bytes(), 1764140700000.0)],

@@ -28,12 +28,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         std::fs::read(&args.event).with_context(|| format!("reading event file {}", args.event.display()))?
     };
-    let event: FirehoseEvent = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a Firehose transformation event", args.event.display()))?;
-    let outcome = cwms_transform::transform(&config, &event);
+    let event = FirehoseEvent::from_json(&bytes).with_context(|| format!("{} is not a Firehose transformation event", args.event.display()))?;
+    let mut outcome = cwms_transform::transform_to_json(&config, &event);
+    outcome.response.push(b'\n');
     let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer(&mut stdout, &outcome.response).context("writing the response")?;
-    writeln!(stdout).context("writing the response")?;
+    stdout.write_all(&outcome.response).and_then(|()| stdout.flush()).context("writing the response")?;
     if args.stats {
         let s = &outcome.stats;
         eprintln!(

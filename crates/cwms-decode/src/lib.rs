@@ -14,9 +14,10 @@ use std::io::Read;
 
 use cwms_model::Datum;
 
+mod fast;
 mod line;
 
-pub use line::{LineProblem, decode_line};
+pub use line::{LineProblem, decode_line, decode_line_str};
 
 /// The default cap on decompressed bytes for one input: far above what one Firehose record
 /// (at most 1,000 KiB before compression) or one raw object from a 128 MiB Firehose buffer can
@@ -92,6 +93,17 @@ pub fn decompress(bytes: &[u8], max_decompressed_bytes: usize) -> Result<Cow<'_,
 /// Decodes newline-separated metric-stream JSON (already decompressed).
 pub fn decode_lines(bytes: &[u8]) -> Decoded<'_> {
     let mut decoded = Decoded { datums: Vec::with_capacity(bytes.len() / 256 + 1), errors: Vec::new() };
+    // Checking the whole input as UTF-8 once is much cheaper than serde_json checking every string
+    // of every line; an input that is not UTF-8 takes the byte path, whose errors name the line.
+    if let Ok(text) = simdutf8::basic::from_utf8(bytes) {
+        for (index, line) in text_lines(text) {
+            match decode_line_str(line) {
+                Ok(datum) => decoded.datums.push(datum),
+                Err(problem) => decoded.errors.push(LineError { line: index + 1, problem }),
+            }
+        }
+        return decoded;
+    }
     for (index, line) in lines(bytes) {
         match decode_line(line) {
             Ok(datum) => decoded.datums.push(datum),
@@ -106,6 +118,14 @@ pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     bytes.split(|&b| b == b'\n').enumerate().filter_map(|(i, line)| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         (!line.iter().all(u8::is_ascii_whitespace)).then_some((i, line))
+    })
+}
+
+/// [`lines`] of an input known to be UTF-8 (the same lines, as `str`).
+fn text_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split('\n').enumerate().filter_map(|(i, line)| {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        (!line.bytes().all(|b| b.is_ascii_whitespace())).then_some((i, line))
     })
 }
 
@@ -153,6 +173,20 @@ mod tests {
         check(&format!("{GOOD}\n"), &["ok CPUUtilization@1611929640000"]);
         check(&format!("{GOOD}\r\n\r\n{GOOD}"), &["ok CPUUtilization@1611929640000", "ok CPUUtilization@1611929640000"]);
         check(&format!("\n{GOOD}\nnot json\n"), &["ok CPUUtilization@1611929640000", "line 3: invalid JSON: expected ident at column 2"]);
+    }
+
+    #[test]
+    fn input_that_is_not_utf8_still_decodes_its_good_lines() {
+        let mut input = format!("{GOOD}\n").into_bytes();
+        input.extend_from_slice(b"{\"namespace\":\"\xff\"}\n");
+        input.extend_from_slice(GOOD.as_bytes());
+        let decoded = decode_lines(&input);
+        assert_eq!(decoded.datums.len(), 2);
+        assert_eq!(decoded.errors.len(), 1);
+        assert_eq!(decoded.errors[0].line, 2);
+        // Both paths read a UTF-8 line the same way.
+        assert_eq!(decode_line(GOOD.as_bytes()), decode_line_str(GOOD));
+        assert_eq!(decode_line(b"{\"x\":"), decode_line_str("{\"x\":"));
     }
 
     #[test]

@@ -198,6 +198,15 @@ impl Hash for Datum<'_> {
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json escapes exactly `"`, `\` and control characters; names and values almost never
+    // hold any, and then the string is copied as it is (no early exit: the check vectorizes).
+    if !s.bytes().fold(false, |escape, b| escape | (b < 0x20) | (b == b'"') | (b == b'\\')) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // serde_json's escaping is the reference for JSON strings; writing into a Vec cannot fail.
     serde_json::to_writer(&mut *out, s).expect("writing JSON into a Vec cannot fail");
 }
@@ -257,6 +266,17 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed["dimensions"]["Quote\"d"], "line\nbreak\\");
         assert!(parsed.get("metric_stream_name").is_none());
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let mut texts: Vec<String> = (0u32..=0x80).filter_map(char::from_u32).map(|c| format!("a{c}b")).collect();
+        texts.extend(["", "plain", "é🦀", "\u{2028}", "q\"\\", "\u{7f}"].map(str::to_owned));
+        for text in texts {
+            let mut out = Vec::new();
+            write_str(&mut out, &text);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&text).unwrap(), "{text:?}");
+        }
     }
 
     #[test]

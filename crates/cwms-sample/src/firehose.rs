@@ -272,7 +272,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// # Errors
 ///
 /// [`Error::EventTooSmall`] when some record does not fit in an event of that size even alone.
-pub fn firehose_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: usize) -> Result<Vec<FirehoseEvent>> {
+pub fn firehose_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: usize) -> Result<Vec<FirehoseEvent<'static>>> {
     let mut record_ids = Draw::new(spec.seed, stream::EVENT_IDS);
     let mut invocation_ids = Draw::new(spec.seed, stream::INVOCATION_IDS);
     // The digits of a Kinesis-style sequence number that stay the same within one stream.
@@ -293,7 +293,7 @@ pub fn firehose_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: u
         let record = FirehoseRecord {
             record_id: format!("49{stream_digits}{index:021}{:09}", record_ids.below(1_000_000_000)),
             approximate_arrival_timestamp: Some(record.arrival_ms as f64),
-            data: Some(BASE64.encode(&record.bytes)),
+            data: Some(BASE64.encode(&record.bytes).into()),
         };
         let record_bytes = serialized_len(&record);
         if envelope_bytes + record_bytes > max_event_bytes {

@@ -7,20 +7,21 @@
 //! datums are all filtered out is `Dropped`. Partition keys `dt` and `hour` are always returned.
 //! Bad data never makes the function fail: only a malformed event (which Firehose never sends) does.
 //!
-//! The Lambda entry point (`src/main.rs`) and `cwms transform` both call this.
+//! The Lambda entry point (`src/main.rs`) and `cwms transform` both call [`transform_to_json`], the
+//! same handler with the response written straight to JSON; `cwms run` calls [`transform`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord, KinesisFirehoseResponseRecordMetadata};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use cwms_decode::{decode_lines, decompress};
 use cwms_model::{Datum, utc_hour};
 use serde::Deserialize;
 
 mod config;
 mod emf;
+mod response;
 
 pub use config::{Config, ConfigError, Filters};
 pub use emf::emf_document;
@@ -35,29 +36,78 @@ pub const MAX_RESPONSE_BYTES: usize = 6_000_000;
 /// on purpose: that type decodes every record's base64 while parsing the event, so one record
 /// with bad base64 would fail the whole invocation, and Firehose would retry the whole batch
 /// forever. Here `data` stays text and each record is decoded (and failed) on its own.
+///
+/// Each record's `data` borrows from the event's JSON when it can (base64 needs no escapes), so
+/// reading a 6 MB event does not copy 6 MB of base64 into a `String` per record.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FirehoseEvent {
+pub struct FirehoseEvent<'a> {
     #[serde(default)]
     pub invocation_id: Option<String>,
     #[serde(default)]
     pub delivery_stream_arn: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
-    pub records: Vec<FirehoseRecord>,
+    #[serde(borrow)]
+    pub records: Vec<FirehoseRecord<'a>>,
+}
+
+impl<'a> FirehoseEvent<'a> {
+    /// Reads an event from its JSON bytes, borrowing each record's base64 from them.
+    ///
+    /// An event that is UTF-8 as a whole (any real one) is checked once, with SIMD, and parsed as
+    /// text, so serde_json does not check each record's base64 again; anything else is parsed
+    /// as bytes, whose errors say where the problem is.
+    pub fn from_json(bytes: &'a [u8]) -> serde_json::Result<Self> {
+        match simdutf8::basic::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(bytes),
+        }
+    }
 }
 
 /// One record of a Firehose event.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FirehoseRecord {
+pub struct FirehoseRecord<'a> {
     pub record_id: String,
     /// Milliseconds since the epoch when Firehose received the record.
     #[serde(default)]
     pub approximate_arrival_timestamp: Option<f64>,
     /// The record's bytes, base64-encoded.
-    #[serde(default)]
-    pub data: Option<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
+    pub data: Option<Cow<'a, str>>,
+}
+
+/// `Option<Cow<str>>` that borrows from the input when the string has no escapes (serde's
+/// derived `Option<Cow<str>>` always copies).
+fn borrowed_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct Text;
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+    }
+    deserializer.deserialize_option(Text)
 }
 
 /// The result of one record, as Firehose spells it.
@@ -106,14 +156,18 @@ pub struct Stats {
 }
 
 /// What one invocation produced: the response for Firehose, the numbers, and the failures.
+///
+/// [`transform`] gives the response as `aws_lambda_events`' type; [`transform_to_json`] gives
+/// the same response already serialized (`Outcome<Vec<u8>>`), which is what the Lambda and
+/// `cwms transform` send.
 #[derive(Debug, Clone)]
-pub struct Outcome {
-    pub response: KinesisFirehoseResponse,
+pub struct Outcome<R = KinesisFirehoseResponse> {
+    pub response: R,
     pub stats: Stats,
     pub failures: Vec<RecordFailure>,
 }
 
-impl Outcome {
+impl<R> Outcome<R> {
     /// Logs one structured line for the batch and one per failed record (with the reason).
     pub fn log(&self, invocation_id: Option<&str>) {
         let s = &self.stats;
@@ -137,10 +191,10 @@ impl Outcome {
     }
 }
 
-/// What became of one record before the response budget is applied.
+/// What became of one record before the response budget is applied. An `Ok` record's
+/// normalized lines are in [`Scratch::out`].
 struct Processed {
     result: RecordResult,
-    data: Vec<u8>,
     partition_hour_ms: i64,
     reason: Option<String>,
     datums: u64,
@@ -149,29 +203,97 @@ struct Processed {
     bytes_in: u64,
 }
 
+/// Buffers reused from one record to the next, so that an invocation touches about one record's
+/// worth of fresh memory for its work instead of several copies of the whole event.
+#[derive(Default)]
+struct Scratch {
+    /// The record's bytes, base64-decoded.
+    raw: Vec<u8>,
+    /// The record's normalized lines.
+    out: Vec<u8>,
+    /// Line hash -> index into `lines` of the first kept line with that hash.
+    first: HashMap<u64, usize, std::hash::BuildHasherDefault<HashIsKey>>,
+    /// Kept lines: start and end in `out`, and the previous kept line with the same hash.
+    lines: Vec<(usize, usize, Option<usize>)>,
+}
+
+/// The duplicate check's keys are already XXH3 hashes of the lines: hashing them again is waste.
+#[derive(Default)]
+struct HashIsKey(u64);
+
+impl std::hash::Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed; this keeps any other use correct, if slow.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+}
+
 /// Transforms one Firehose event. Never fails: every record gets a result.
-pub fn transform(config: &Config, event: &FirehoseEvent) -> Outcome {
+pub fn transform(config: &Config, event: &FirehoseEvent<'_>) -> Outcome {
+    let mut records = Vec::with_capacity(event.records.len());
+    let (stats, failures) = transform_with(config, event, |record, result, data, hour_ms| {
+        records.push(response_record(record, result, data.to_vec(), hour_ms));
+    });
+    let mut response = KinesisFirehoseResponse::default();
+    response.records = records;
+    Outcome { response, stats, failures }
+}
+
+/// [`transform`], with the response written straight to its JSON bytes: exactly what
+/// `serde_json` makes of [`transform`]'s response (the `partitionKeys` always as `dt`, then
+/// `hour`), without building each record's base64 as a `String` and then scanning it for
+/// characters to escape (base64 has none).
+pub fn transform_to_json(config: &Config, event: &FirehoseEvent<'_>) -> Outcome<Vec<u8>> {
+    // Room for the whole response up front: reserving does not touch the memory, growing copies it.
+    let estimate = event.records.iter().map(|r| r.data.as_deref().map_or(0, str::len) + r.record_id.len() + 128).sum::<usize>();
+    let mut body = Vec::with_capacity((estimate + estimate / 8).min(config.max_response_bytes) + 16);
+    body.extend_from_slice(response::START);
+    let (stats, failures) = transform_with(config, event, |record, result, data, hour_ms| {
+        if body.len() > response::START.len() {
+            body.push(b',');
+        }
+        response::write_record(&mut body, &record.record_id, result, data, hour_ms);
+    });
+    body.extend_from_slice(response::END);
+    Outcome { response: body, stats, failures }
+}
+
+/// The handler proper: decides each record's result and hands it, in input order, to `emit`
+/// with the record's normalized bytes (empty unless `Ok`) and the hour of its partition keys.
+fn transform_with(
+    config: &Config,
+    event: &FirehoseEvent<'_>,
+    mut emit: impl FnMut(&FirehoseRecord<'_>, RecordResult, &[u8], i64),
+) -> (Stats, Vec<RecordFailure>) {
     let started = Instant::now();
     let mut stats = Stats { records_in: event.records.len() as u64, ..Stats::default() };
     let mut failures = Vec::new();
-    let mut records = Vec::with_capacity(event.records.len());
+    let mut scratch = Scratch::default();
+    let mut skeleton = Vec::new();
     // The JSON skeleton `{"records":[]}` plus, per record, its own serialized size.
-    let mut response_bytes = 14usize;
+    let mut response_bytes = response::START.len() + response::END.len();
     for record in &event.records {
-        let mut processed = process_record(config, record);
-        let mut size = record_skeleton_bytes(record, processed.result, processed.partition_hour_ms)
-            + base64_len(processed.data.len());
+        let mut processed = process_record(config, record, &mut scratch);
+        let mut data_len = if processed.result == RecordResult::Ok { scratch.out.len() } else { 0 };
+        let mut size = skeleton_bytes(&mut skeleton, record, processed.result, processed.partition_hour_ms) + base64_len(data_len);
         if processed.result == RecordResult::Ok && response_bytes + size > config.max_response_bytes {
             // Firehose would reject the whole response; failing this record instead keeps its
             // original bytes safe in the error prefix, and the rest of the batch goes through.
             processed.result = RecordResult::ProcessingFailed;
             processed.reason = Some(format!(
                 "the transformed record ({} bytes) would take the response past its {} byte limit",
-                processed.data.len(),
-                config.max_response_bytes
+                data_len, config.max_response_bytes
             ));
-            processed.data.clear();
-            size = record_skeleton_bytes(record, processed.result, processed.partition_hour_ms);
+            data_len = 0;
+            size = skeleton_bytes(&mut skeleton, record, processed.result, processed.partition_hour_ms);
         }
         response_bytes += size + 1;
         stats.bytes_in += processed.bytes_in;
@@ -181,7 +303,7 @@ pub fn transform(config: &Config, event: &FirehoseEvent) -> Outcome {
             RecordResult::Ok => {
                 stats.records_ok += 1;
                 stats.datums += processed.datums;
-                stats.bytes_out += processed.data.len() as u64;
+                stats.bytes_out += data_len as u64;
             }
             RecordResult::Dropped => stats.records_dropped += 1,
             RecordResult::ProcessingFailed => stats.records_failed += 1,
@@ -189,19 +311,16 @@ pub fn transform(config: &Config, event: &FirehoseEvent) -> Outcome {
         if let Some(reason) = processed.reason {
             failures.push(RecordFailure { record_id: record.record_id.clone(), reason });
         }
-        records.push(response_record(record, processed.result, processed.data, processed.partition_hour_ms));
+        emit(record, processed.result, &scratch.out[..data_len], processed.partition_hour_ms);
     }
     stats.duration = started.elapsed();
-    let mut response = KinesisFirehoseResponse::default();
-    response.records = records;
-    Outcome { response, stats, failures }
+    (stats, failures)
 }
 
-fn process_record(config: &Config, record: &FirehoseRecord) -> Processed {
+fn process_record(config: &Config, record: &FirehoseRecord<'_>, scratch: &mut Scratch) -> Processed {
     let arrival_ms = record.approximate_arrival_timestamp.map(|t| t as i64).unwrap_or(0);
     let fail = |reason: String, bytes_in: u64| Processed {
         result: RecordResult::ProcessingFailed,
-        data: Vec::new(),
         partition_hour_ms: arrival_ms,
         reason: Some(reason),
         datums: 0,
@@ -209,15 +328,16 @@ fn process_record(config: &Config, record: &FirehoseRecord) -> Processed {
         filtered: 0,
         bytes_in,
     };
+    scratch.out.clear();
     let Some(data) = record.data.as_deref() else {
         return fail("the record has no `data`".to_owned(), 0);
     };
-    let raw = match BASE64.decode(data) {
-        Ok(raw) => raw,
-        Err(e) => return fail(format!("`data` is not valid base64: {e}"), 0),
-    };
+    if let Err(reason) = response::decode_base64(data, &mut scratch.raw) {
+        return fail(format!("`data` is not valid base64: {reason}"), 0);
+    }
+    let raw = &scratch.raw;
     let bytes_in = raw.len() as u64;
-    let plain = match decompress(&raw, config.max_decompressed_bytes) {
+    let plain = match decompress(raw, config.max_decompressed_bytes) {
         Ok(plain) => plain,
         Err(e) => return fail(e.to_string(), bytes_in),
     };
@@ -233,7 +353,6 @@ fn process_record(config: &Config, record: &FirehoseRecord) -> Processed {
         // Nothing left to deliver: every datum was filtered out, or the record held only blank lines.
         return Processed {
             result: RecordResult::Dropped,
-            data: Vec::new(),
             partition_hour_ms: arrival_ms,
             reason: None,
             datums: 0,
@@ -242,34 +361,29 @@ fn process_record(config: &Config, record: &FirehoseRecord) -> Processed {
             bytes_in,
         };
     };
-    let (data, datums, duplicates) = normalized_lines(&kept);
-    Processed {
-        result: RecordResult::Ok,
-        data,
-        partition_hour_ms: earliest,
-        reason: None,
-        datums,
-        duplicates,
-        filtered,
-        bytes_in,
-    }
+    let (datums, duplicates) = normalized_lines(&kept, &mut scratch.out, &mut scratch.first, &mut scratch.lines);
+    Processed { result: RecordResult::Ok, partition_hour_ms: earliest, reason: None, datums, duplicates, filtered, bytes_in }
 }
 
-/// Writes the datums as normalized JSON lines, leaving out exact duplicates.
+/// Writes the datums as normalized JSON lines into `out`, leaving out exact duplicates.
 ///
 /// The normalized line is canonical (fields in a fixed order, dimensions and statistics sorted,
 /// numbers in shortest round-trip form), so two datums are exact duplicates exactly when their
 /// lines are equal; comparing lines avoids building a second copy of each datum.
-fn normalized_lines(datums: &[&Datum<'_>]) -> (Vec<u8>, u64, u64) {
-    let mut out = Vec::with_capacity(datums.len() * 320);
-    // Line hash -> index of the first kept line with that hash; lines with equal hashes are
-    // chained through `next`, so the common case costs no allocation per datum.
-    let mut first: HashMap<u64, usize> = HashMap::with_capacity(datums.len());
-    let mut lines: Vec<(usize, usize, Option<usize>)> = Vec::with_capacity(datums.len());
+fn normalized_lines(
+    datums: &[&Datum<'_>],
+    out: &mut Vec<u8>,
+    first: &mut HashMap<u64, usize, std::hash::BuildHasherDefault<HashIsKey>>,
+    lines: &mut Vec<(usize, usize, Option<usize>)>,
+) -> (u64, u64) {
+    // Lines with equal hashes are chained through `lines`' third field, so the common case
+    // costs no allocation per datum.
+    first.clear();
+    lines.clear();
     let mut duplicates = 0u64;
     for datum in datums {
         let start = out.len();
-        datum.write_json_line(&mut out);
+        datum.write_json_line(out);
         let hash = xxhash_rust::xxh3::xxh3_64(&out[start..]);
         let mut candidate = first.get(&hash).copied();
         let mut duplicate = false;
@@ -289,7 +403,7 @@ fn normalized_lines(datums: &[&Datum<'_>]) -> (Vec<u8>, u64, u64) {
             lines.push((start, out.len(), previous));
         }
     }
-    (out, lines.len() as u64, duplicates)
+    (lines.len() as u64, duplicates)
 }
 
 fn partition_keys(hour_ms: i64) -> HashMap<String, String> {
@@ -297,7 +411,7 @@ fn partition_keys(hour_ms: i64) -> HashMap<String, String> {
     HashMap::from([("dt".to_owned(), hour.date()), ("hour".to_owned(), hour.hour_text())])
 }
 
-fn response_record(record: &FirehoseRecord, result: RecordResult, data: Vec<u8>, hour_ms: i64) -> KinesisFirehoseResponseRecord {
+fn response_record(record: &FirehoseRecord<'_>, result: RecordResult, data: Vec<u8>, hour_ms: i64) -> KinesisFirehoseResponseRecord {
     let mut metadata = KinesisFirehoseResponseRecordMetadata::default();
     metadata.partition_keys = partition_keys(hour_ms);
     let mut out = KinesisFirehoseResponseRecord::default();
@@ -308,10 +422,12 @@ fn response_record(record: &FirehoseRecord, result: RecordResult, data: Vec<u8>,
     out
 }
 
-/// The serialized size of a response record with empty `data`: exact, because it is measured.
-fn record_skeleton_bytes(record: &FirehoseRecord, result: RecordResult, hour_ms: i64) -> usize {
-    let skeleton = response_record(record, result, Vec::new(), hour_ms);
-    serde_json::to_vec(&skeleton).map(|v| v.len()).unwrap_or(usize::MAX / 4)
+/// The serialized size of a response record with empty `data`: exact, because it is measured
+/// (and the tests check that the hand-written JSON is what serde_json writes).
+fn skeleton_bytes(buffer: &mut Vec<u8>, record: &FirehoseRecord<'_>, result: RecordResult, hour_ms: i64) -> usize {
+    buffer.clear();
+    response::write_record(buffer, &record.record_id, result, b"", hour_ms);
+    buffer.len()
 }
 
 fn base64_len(bytes: usize) -> usize {

@@ -1,6 +1,7 @@
 use std::io::Write;
 
 use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use proptest::prelude::*;
 
 use super::*;
@@ -14,15 +15,15 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn record(id: &str, bytes: &[u8]) -> FirehoseRecord {
+fn record(id: &str, bytes: &[u8]) -> FirehoseRecord<'static> {
     FirehoseRecord {
         record_id: id.to_owned(),
         approximate_arrival_timestamp: Some(1764144000000.0),
-        data: Some(BASE64.encode(bytes)),
+        data: Some(BASE64.encode(bytes).into()),
     }
 }
 
-fn event(records: Vec<FirehoseRecord>) -> FirehoseEvent {
+fn event(records: Vec<FirehoseRecord<'static>>) -> FirehoseEvent<'static> {
     FirehoseEvent { invocation_id: Some("inv".into()), records, ..FirehoseEvent::default() }
 }
 
@@ -48,10 +49,69 @@ fn render(outcome: &Outcome) -> Vec<String> {
         .collect()
 }
 
-fn check(config: &Config, records: Vec<FirehoseRecord>, expected: &[&str]) -> Outcome {
-    let outcome = transform(config, &event(records));
+fn check(config: &Config, records: Vec<FirehoseRecord<'static>>, expected: &[&str]) -> Outcome {
+    let event = event(records);
+    let outcome = transform(config, &event);
     assert_eq!(render(&outcome), expected);
+    check_json_is_the_response(&outcome, &transform_to_json(config, &event));
     outcome
+}
+
+/// `serde_json`'s bytes for a response, with each record's partition keys in the hand-written
+/// order (`dt`, then `hour`): a `HashMap` serializes its keys in an order that varies by process.
+fn serde_bytes_in_written_order(response: &KinesisFirehoseResponse) -> Vec<u8> {
+    let text = serde_json::to_string(response).unwrap();
+    let (marker, mut out, mut rest) = ("\"partitionKeys\":{\"hour\":", String::new(), text.as_str());
+    while let Some(at) = rest.find(marker) {
+        // `{"hour":"HH","dt":"YYYY-MM-DD"}` -> `{"dt":"YYYY-MM-DD","hour":"HH"}`
+        let after = &rest[at + marker.len()..];
+        let close = after.find('}').unwrap();
+        let (hour, dt) = after[..close].split_once(",\"dt\":").unwrap();
+        out.push_str(&rest[..at]);
+        out.push_str(&format!("\"partitionKeys\":{{\"dt\":{dt},\"hour\":{hour}}}"));
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out.into_bytes()
+}
+
+/// The hand-written JSON is exactly what `serde_json` writes for `transform`'s response, reads
+/// back into `aws_lambda_events`' type as that response, and comes with the same numbers.
+fn check_json_is_the_response(typed: &Outcome, json: &Outcome<Vec<u8>>) {
+    assert_eq!(
+        String::from_utf8(json.response.clone()).unwrap(),
+        String::from_utf8(serde_bytes_in_written_order(&typed.response)).unwrap()
+    );
+    let parsed: KinesisFirehoseResponse = serde_json::from_slice(&json.response).unwrap();
+    assert_eq!(parsed, typed.response);
+    assert_eq!(json.stats, Stats { duration: json.stats.duration, ..typed.stats.clone() });
+    assert_eq!(json.failures, typed.failures);
+}
+
+#[test]
+fn record_ids_are_escaped_as_serde_json_escapes_them() {
+    let ids = ["plain", "quote\"back\\slash", "line\nbreak\u{1}", "émoji 🦀", "</script>"];
+    let expected: Vec<String> = ids.iter().map(|id| format!("{id} Ok 2025-11-26/07 | CPUUtilization@1764140400000")).collect();
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    check(&Config::default(), ids.iter().map(|id| record(id, A.as_bytes())).collect(), &expected);
+}
+
+#[test]
+fn data_with_escapes_in_the_event_is_read_like_borrowed_data() {
+    // A JSON writer may escape any character (`\/` for `/`, `\u0065` for `e`); such a string
+    // cannot be borrowed, and must decode the same.
+    let plain = serde_json::to_string(&event(vec![record("r", B.as_bytes())])).unwrap();
+    let data = BASE64.encode(B.as_bytes());
+    let escaped = plain.replace(&data, &format!("\\u{:04x}{}", data.as_bytes()[0], &data[1..]));
+    assert_ne!(plain, escaped);
+    let plain: FirehoseEvent<'_> = serde_json::from_str(&plain).unwrap();
+    let escaped: FirehoseEvent<'_> = serde_json::from_str(&escaped).unwrap();
+    assert!(matches!(plain.records[0].data, Some(Cow::Borrowed(_))));
+    assert!(matches!(escaped.records[0].data, Some(Cow::Owned(_))));
+    assert_eq!(transform(&Config::default(), &plain).response, transform(&Config::default(), &escaped).response);
+    // `null` and an absent `data` both mean no data.
+    let none: FirehoseEvent<'_> = serde_json::from_str(r#"{"records":[{"recordId":"a","data":null},{"recordId":"b"}]}"#).unwrap();
+    assert!(none.records.iter().all(|r| r.data.is_none()));
 }
 
 #[test]
@@ -201,7 +261,7 @@ proptest! {
         cap in 20_000usize..200_000,
     ) {
         let good = format!("{A}\n{B}\n");
-        let records: Vec<FirehoseRecord> = specs
+        let records: Vec<FirehoseRecord<'static>> = specs
             .iter()
             .enumerate()
             .map(|(i, (how, at, random, noise, zipped))| {
@@ -209,7 +269,7 @@ proptest! {
                 let bytes = if *zipped { gzip(&bytes) } else { bytes };
                 let mut r = record(&format!("rec-{i}"), &bytes);
                 if *how == 255 {
-                    r.data = Some(format!("{}!", r.data.unwrap()));
+                    r.data = Some(format!("{}!", r.data.unwrap()).into());
                 }
                 r
             })
@@ -231,7 +291,9 @@ proptest! {
                 prop_assert!(out.data.0.is_empty());
             }
         }
-        let bytes = serde_json::to_vec(&outcome.response).unwrap();
+        let json = transform_to_json(&config, &event(records.clone()));
+        check_json_is_the_response(&outcome, &json);
+        let bytes = json.response;
         prop_assert!(bytes.len() <= cap, "response {} > cap {}", bytes.len(), cap);
         // The response is valid JSON whose `data` fields are valid base64.
         let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

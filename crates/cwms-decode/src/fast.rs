@@ -1,0 +1,402 @@
+//! A fast path for the lines CloudWatch writes: one pass over the bytes, no serde.
+//!
+//! [`decode`] reads the common shape of a metric-stream line (the datum's own fields, strings
+//! without escapes, plain decimal numbers) and gives up, returning `None`, at anything else: an
+//! escape, an unknown field, a duplicate, an empty string, a number with an exponent, a missing
+//! statistic, any syntax error. The caller then decodes the line with serde_json, which either
+//! accepts it or says precisely what is wrong. So this path never decides that a line is bad,
+//! and it must only ever accept a line exactly as serde_json's path would, with the same datum:
+//! the tests check that on the unit tests' lines and on many generated ones.
+//!
+//! Numbers: serde_json (with `float_roundtrip`, as the workspace builds it) reads a float to the
+//! correctly rounded `f64`, which is unique, so `str::parse::<f64>` gives the same bits; a
+//! non-negative integer it reads as `u64` and converts with `as f64`, which is what is done here.
+
+use std::borrow::Cow;
+
+use cwms_model::{Datum, UNIT_NONE};
+
+use crate::line::MAX_TIMESTAMP_MS;
+
+/// Decodes a line of the common shape, or returns `None` for serde_json to decide.
+pub(crate) fn decode(line: &str) -> Option<Datum<'_>> {
+    let mut c = Cursor { text: line, bytes: line.as_bytes(), at: 0 };
+    c.space();
+    c.eat(b'{')?;
+    let mut seen = 0u16;
+    let mut stream_name = None;
+    let (mut account_id, mut region, mut namespace, mut metric_name, mut unit) = (None, None, None, None, None);
+    let mut dimensions = None;
+    let mut timestamp_ms = None;
+    let mut value = None;
+    loop {
+        c.space();
+        let key = c.string()?;
+        c.space();
+        c.eat(b':')?;
+        c.space();
+        let bit = match key {
+            "metric_stream_name" => {
+                stream_name = Some(Cow::Borrowed(c.string()?));
+                1
+            }
+            "account_id" => {
+                account_id = Some(c.non_empty_string()?);
+                2
+            }
+            "region" => {
+                region = Some(c.non_empty_string()?);
+                4
+            }
+            "namespace" => {
+                namespace = Some(c.non_empty_string()?);
+                8
+            }
+            "metric_name" => {
+                metric_name = Some(c.non_empty_string()?);
+                16
+            }
+            "dimensions" => {
+                dimensions = Some(c.dimensions()?);
+                32
+            }
+            "timestamp" => {
+                timestamp_ms = Some(c.timestamp()?);
+                64
+            }
+            "value" => {
+                value = Some(c.value()?);
+                128
+            }
+            "unit" => {
+                unit = Some(c.non_empty_string()?);
+                256
+            }
+            _ => return None,
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        c.space();
+        match c.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    c.space();
+    if c.at != c.bytes.len() {
+        return None;
+    }
+    let (count, sum, max, min, stats) = value?;
+    Some(Datum {
+        metric_stream_name: stream_name,
+        account_id: account_id?,
+        region: region?,
+        namespace: namespace?,
+        metric_name: metric_name?,
+        dimensions: dimensions.unwrap_or_default(),
+        timestamp_ms: timestamp_ms?,
+        unit: unit.unwrap_or(Cow::Borrowed(UNIT_NONE)),
+        count,
+        sum,
+        max,
+        min,
+        stats,
+    })
+}
+
+type Values<'a> = (f64, f64, f64, f64, Vec<(Cow<'a, str>, f64)>);
+
+struct Cursor<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// Skips JSON whitespace.
+    fn space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn eat(&mut self, expected: u8) -> Option<()> {
+        (self.next()? == expected).then_some(())
+    }
+
+    /// A string without escapes or control characters, borrowed.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let len = memchr::memchr2(b'"', b'\\', &self.bytes[start..])?;
+        // serde_json refuses control characters in strings: leave those lines to it. (No early
+        // exit, so that the check runs over whole vectors.)
+        if self.bytes[start..start + len].iter().fold(false, |found, &b| found | (b < 0x20)) {
+            return None;
+        }
+        self.at = start + len;
+        self.eat(b'"')?;
+        // Quotes are ASCII, so both ends are character boundaries of the (valid) text.
+        Some(&self.text[start..start + len])
+    }
+
+    fn non_empty_string(&mut self) -> Option<Cow<'a, str>> {
+        let s = self.string()?;
+        (!s.is_empty()).then_some(Cow::Borrowed(s))
+    }
+
+    /// The text of a JSON number, exactly by the grammar, and whether it is a plain integer.
+    /// Exponents are left to serde_json (its range errors are its own).
+    fn number_text(&mut self) -> Option<(&'a str, bool)> {
+        let start = self.at;
+        if self.bytes.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        let mut integer = true;
+        if self.bytes.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            let before = self.at;
+            self.digits();
+            if self.at == before {
+                return None;
+            }
+            integer = false;
+        }
+        if let Some(b'e' | b'E') = self.bytes.get(self.at) {
+            return None;
+        }
+        Some((&self.text[start..self.at], integer))
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// A finite number as serde_json reads it into `f64`.
+    fn number(&mut self) -> Option<f64> {
+        let (text, integer) = self.number_text()?;
+        if integer {
+            // serde_json reads a non-negative integer as u64 and converts it; negative integers
+            // (where `-0` is a case of its own) are left to it.
+            if text.starts_with('-') || text.len() > 19 {
+                return None;
+            }
+            return Some(text.parse::<u64>().ok()? as f64);
+        }
+        text.parse::<f64>().ok().filter(|v| v.is_finite())
+    }
+
+    fn timestamp(&mut self) -> Option<i64> {
+        let (text, integer) = self.number_text()?;
+        if !integer || text.starts_with('-') || text.len() > 18 {
+            return None;
+        }
+        let v: i64 = text.parse().ok()?;
+        (v <= MAX_TIMESTAMP_MS).then_some(v)
+    }
+
+    fn dimensions(&mut self) -> Option<Vec<(Cow<'a, str>, Cow<'a, str>)>> {
+        self.eat(b'{')?;
+        let mut dimensions = Vec::new();
+        self.space();
+        if self.bytes.get(self.at) == Some(&b'}') {
+            self.at += 1;
+            return Some(dimensions);
+        }
+        loop {
+            self.space();
+            let name = self.string()?;
+            self.space();
+            self.eat(b':')?;
+            self.space();
+            let value = self.string()?;
+            dimensions.push((Cow::Borrowed(name), Cow::Borrowed(value)));
+            self.space();
+            match self.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        dimensions.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if dimensions.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+        Some(dimensions)
+    }
+
+    fn value(&mut self) -> Option<Values<'a>> {
+        self.eat(b'{')?;
+        let mut required: [Option<f64>; 4] = [None; 4];
+        let mut stats = Vec::new();
+        loop {
+            self.space();
+            let name = self.string()?;
+            self.space();
+            self.eat(b':')?;
+            self.space();
+            let v = self.number()?;
+            let slot = match name {
+                "count" => Some(0),
+                "sum" => Some(1),
+                "max" => Some(2),
+                "min" => Some(3),
+                _ => None,
+            };
+            match slot {
+                Some(i) if required[i].is_some() => return None,
+                Some(i) => required[i] = Some(v),
+                None => stats.push((Cow::Borrowed(name), v)),
+            }
+            self.space();
+            match self.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        let [Some(count), Some(sum), Some(max), Some(min)] = required else { return None };
+        if count < 0.0 {
+            return None;
+        }
+        stats.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if stats.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+        Some((count, sum, max, min, stats))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::decode_line;
+
+    const BASE: &str = r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":60000,"value":{"count":1,"sum":2,"max":3,"min":0},"unit":"Count"}"#;
+
+    /// Whenever the fast path accepts a line, serde_json's path gives the same datum, bit for bit.
+    fn check(line: &str) -> bool {
+        match decode(line) {
+            Some(fast) => {
+                assert_eq!(Ok(&fast), decode_line(line.as_bytes()).as_ref(), "line: {line}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn takes_the_common_shape() {
+        assert!(check(BASE));
+        assert!(check(r#"{"metric_stream_name":"MyMetricStream","account_id":"1234567890","region":"us-east-1","namespace":"AWS/EC2","metric_name":"DiskWriteOps","dimensions":{"InstanceId":"i-123456789012"},"timestamp":1611929698000,"value":{"count":3.0,"sum":20.0,"max":18.0,"min":0.0,"p99":17.56,"p99.9":17.8764,"TM(25%:75%)":16.43},"unit":"Seconds"}"#));
+        assert!(check(r#" { "account_id" : "1" , "region":"r","namespace":"N","metric_name":"M","timestamp":0,"value":{"min":-0.0,"max":-1.5,"sum":0.1,"count":0} } "#));
+        assert!(check(r#"{"account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{},"timestamp":253402300799999,"value":{"count":1,"sum":9007199254740993,"max":463.04499999999996,"min":0.00133333333333333},"unit":"é/s"}"#));
+    }
+
+    #[test]
+    fn leaves_the_rest_to_serde_json() {
+        for (from, to) in [
+            (r#""D":"v""#, r#""D\u0041":"v""#),
+            (r#""timestamp":60000"#, r#""timestamp":60000.0"#),
+            (r#""timestamp":60000"#, r#""timestamp":-5"#),
+            (r#""timestamp":60000"#, r#""timestamp":253402300800000"#),
+            (r#""sum":2"#, r#""sum":2e0"#),
+            (r#""sum":2"#, r#""sum":-0"#),
+            (r#""sum":2"#, r#""sum":02"#),
+            (r#""sum":2"#, r#""sum":2."#),
+            (r#""sum":2"#, r#""sum":18446744073709551616"#),
+            (r#""count":1"#, r#""count":-1.0"#),
+            (r#""count":1,"#, ""),
+            (r#""region":"r""#, r#""region":"""#),
+            (r#""region":"r""#, r#""region":"r","region":"r""#),
+            (r#""D":"v""#, r#""D":"v","D":"v""#),
+            (r#""unit":"Count""#, r#""unit":"Count","future":1"#),
+            (r#""unit":"Count"}"#, r#""unit":"Count"} x"#),
+        ] {
+            let line = BASE.replacen(from, to, 1);
+            assert_ne!(line, BASE);
+            assert!(decode(&line).is_none(), "{line}");
+        }
+    }
+
+    fn json_string() -> impl Strategy<Value = String> {
+        prop::sample::select(vec!["", "x", "S", "us-east-1", "a\\\"b", "\\u0041", "é", "p99", "p99", "count", "\u{1}", "a b"])
+            .prop_map(|s| format!("\"{s}\""))
+    }
+
+    fn json_number() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "0", "1", "-1", "-0", "0.0", "-0.0", "1.5", "-2.25", "463.04499999999996", "699933.8159999999", "1e3", "1E-3",
+            "01", "1.", ".5", "9007199254740993", "18446744073709551615", "18446744073709551616", "253402300799999",
+            "253402300800000", "60000.0", "2.2250738585072014e-308", "1e999", "0.1000000000000000055511151231257827",
+            "123456789012345678901234567890.5", "NaN", "null", "true", "\"1\"", "[1]",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn object(fields: Vec<(String, String)>, space: bool) -> String {
+        let sep = if space { " , " } else { "," };
+        let colon = if space { " : " } else { ":" };
+        format!("{{{}}}", fields.iter().map(|(k, v)| format!("{k}{colon}{v}")).collect::<Vec<_>>().join(sep))
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        let stats = prop::collection::vec(
+            (prop::sample::select(vec!["\"count\"", "\"sum\"", "\"max\"", "\"min\"", "\"p99\"", "\"p99.9\"", "\"c\\u006fount\""]), json_number()),
+            0..7,
+        );
+        let dims = prop::collection::vec((json_string(), json_string()), 0..4);
+        let field = prop_oneof![
+            2 => (prop::sample::select(vec!["metric_stream_name", "account_id", "region", "namespace", "metric_name", "unit"]), json_string())
+                .prop_map(|(k, v)| (format!("\"{k}\""), v)),
+            1 => json_number().prop_map(|v| ("\"timestamp\"".to_owned(), v)),
+            1 => (dims, any::<bool>()).prop_map(|(d, s)| ("\"dimensions\"".to_owned(), object(d.into_iter().collect(), s))),
+            2 => (stats, any::<bool>()).prop_map(|(v, s)| ("\"value\"".to_owned(), object(v.into_iter().map(|(k, n)| (k.to_owned(), n)).collect(), s))),
+            1 => Just(("\"future\"".to_owned(), "1".to_owned())),
+            1 => Just(("\"regi\\u006fn\"".to_owned(), "\"r\"".to_owned())),
+        ];
+        (prop::collection::vec(field, 0..12), any::<bool>()).prop_map(|(fields, space)| object(fields, space))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn agrees_with_serde_json(line in line()) {
+            check(&line);
+        }
+
+        /// Lines that are complete datums, with every value drawn at random: often accepted.
+        #[test]
+        fn agrees_with_serde_json_on_complete_lines(
+            numbers in prop::collection::vec(json_number(), 5),
+            strings in prop::collection::vec(json_string(), 4),
+            stats in prop::collection::vec((json_string(), json_number()), 0..4),
+        ) {
+            let extra: String = stats.iter().map(|(k, v)| format!(",{k}:{v}")).collect();
+            let line = format!(
+                r#"{{"account_id":{},"region":{},"namespace":{},"metric_name":"M","dimensions":{{{}:"v"}},"timestamp":{},"value":{{"count":{},"sum":{},"max":{},"min":{}{extra}}}}}"#,
+                strings[0], strings[1], strings[2], strings[3], numbers[0], numbers[1], numbers[2], numbers[3], numbers[4]
+            );
+            check(&line);
+        }
+    }
+}
