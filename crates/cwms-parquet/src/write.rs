@@ -9,7 +9,7 @@ use arrow_array::builder::StringDictionaryBuilder;
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, MapArray, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray};
 use arrow_buffer::OffsetBuffer;
-use arrow_schema::DataType;
+use arrow_schema::{DataType, SchemaRef};
 use bytes::Bytes;
 use cwms_merge::{HOUR_MS, Partition, Row};
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
@@ -203,46 +203,63 @@ pub fn to_record_batch(partition: &Partition) -> Result<RecordBatch> {
 
 /// Encodes a partition as the bytes of the lake object `object`.
 ///
-/// The rows are written sorted ([`Partition::rows`]) from ONE record batch: Parquet pages
-/// break differently when batch boundaries move, so a single batch is what makes the bytes a
-/// function of the rows alone.
+/// The rows are written sorted ([`Partition::rows`]), one record batch per row group: Parquet
+/// pages break differently when batch boundaries move, so batches cut exactly at the row
+/// groups (the same bytes as one batch of all rows) are what make the bytes a function of the
+/// rows alone.
 ///
 /// Refuses rows that do not belong in `object`: another namespace, a timestamp outside the
 /// object's hour (`metrics_1m`) or day (`metrics_1h`), and in `metrics_1h` a timestamp off the
 /// hour or additional statistics (a rollup has none).
 pub fn encode(partition: &Partition, object: &LakeObject, options: &WriteOptions) -> Result<Bytes> {
     let location = object.key();
-    let batch = {
-        let rows = partition.rows();
-        check_rows_belong(&rows, object, &location)?;
-        batch_of(&rows, &location)?
-    };
-    write_file(&batch, options).map(Bytes::from).map_err(|source| Error::Write { object: location, source: Box::new(source) })
+    let rows = partition.rows();
+    check_rows_belong(&rows, object, &location)?;
+    let write_error = |source: parquet::errors::ParquetError| Error::Write { object: location.clone(), source: Box::new(source) };
+    let mut file = FileWriter::new(options).map_err(write_error)?;
+    // One Arrow batch per row group, built just before it is encoded, so that a large object
+    // never holds all its rows as Arrow arrays at once; the writer would cut one batch of the
+    // whole object at the same rows.
+    for group in rows.chunks(options.max_row_group_rows.get()) {
+        let batch = batch_of(group, &location)?;
+        file.write_row_group(&batch).map_err(write_error)?;
+    }
+    file.finish().map(Bytes::from).map_err(write_error)
 }
 
-/// Writes one batch as a Parquet file, the columns of each row group encoded in parallel
-/// (rayon): encoding is most of a lake object's cost, and one object is often all that is
-/// left to write at the end of a run. This is what `ArrowWriter` does with the same
+/// Writes a Parquet file one row group at a time, the columns of each row group encoded in
+/// parallel (rayon): encoding is most of a lake object's cost, and one object is often all
+/// that is left to write at the end of a run. This is what `ArrowWriter` does with the same
 /// properties, column by column on one thread; the column chunks are appended in schema
-/// order, so the bytes do not depend on the scheduling (the sample lake's golden SHA-256
-/// hashes check that they are what `ArrowWriter` wrote).
-fn write_file(batch: &RecordBatch, options: &WriteOptions) -> Result<Vec<u8>, parquet::errors::ParquetError> {
-    let schema = batch.schema();
-    let mut properties = writer_properties(options);
-    add_encoded_arrow_schema_to_metadata(&schema, &mut properties);
-    let properties = Arc::new(properties);
-    let parquet_schema = ArrowSchemaConverter::new().with_coerce_types(properties.coerce_types()).convert(&schema)?;
-    let mut writer = SerializedFileWriter::new(Vec::new(), parquet_schema.root_schema_ptr(), Arc::clone(&properties))?;
-    let factory = ArrowRowGroupWriterFactory::new(&writer, Arc::clone(&schema));
-    let group_rows = options.max_row_group_rows.get();
-    for (index, offset) in (0..batch.num_rows()).step_by(group_rows).enumerate() {
-        let group = batch.slice(offset, group_rows.min(batch.num_rows() - offset));
+/// order, so the bytes do not depend on the scheduling (a test compares them with
+/// `ArrowWriter`'s).
+struct FileWriter {
+    writer: SerializedFileWriter<Vec<u8>>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    row_groups: usize,
+}
+
+impl FileWriter {
+    fn new(options: &WriteOptions) -> Result<Self, parquet::errors::ParquetError> {
+        let schema = lake_schema();
+        let mut properties = writer_properties(options);
+        add_encoded_arrow_schema_to_metadata(&schema, &mut properties);
+        let properties = Arc::new(properties);
+        let parquet_schema = ArrowSchemaConverter::new().with_coerce_types(properties.coerce_types()).convert(&schema)?;
+        let writer = SerializedFileWriter::new(Vec::new(), parquet_schema.root_schema_ptr(), properties)?;
+        let factory = ArrowRowGroupWriterFactory::new(&writer, Arc::clone(&schema));
+        Ok(FileWriter { writer, factory, schema, row_groups: 0 })
+    }
+
+    fn write_row_group(&mut self, batch: &RecordBatch) -> Result<(), parquet::errors::ParquetError> {
         let mut leaves = Vec::new();
-        for (field, column) in schema.fields().iter().zip(group.columns()) {
+        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
             leaves.extend(compute_leaves(field, column)?);
         }
-        let chunks = factory
-            .create_column_writers(index)?
+        let chunks = self
+            .factory
+            .create_column_writers(self.row_groups)?
             .into_par_iter()
             .zip(leaves)
             .map(|(mut column, leaf)| {
@@ -250,13 +267,18 @@ fn write_file(batch: &RecordBatch, options: &WriteOptions) -> Result<Vec<u8>, pa
                 column.close()
             })
             .collect::<Result<Vec<ArrowColumnChunk>, _>>()?;
-        let mut row_group = writer.next_row_group()?;
+        let mut row_group = self.writer.next_row_group()?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
+        self.row_groups += 1;
+        Ok(())
     }
-    writer.into_inner()
+
+    fn finish(self) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+        self.writer.into_inner()
+    }
 }
 
 fn check_rows_belong(rows: &[Row<'_>], object: &LakeObject, location: &str) -> Result<()> {
