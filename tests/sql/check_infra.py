@@ -39,7 +39,7 @@ REPO = contract.REPO
 INFRA = REPO / "infra"
 SEEDS = ("0", "1", "2")
 # Variables a function may get conditionally, on top of the contract's (all known to the crates' settings).
-OPTIONAL_ENV = {"CompactorFunction": {"CWMS_CODEC"}, "TransformFunction": {"CWMS_MAX_RESPONSE_BYTES"}}
+OPTIONAL_ENV = {"CompactorFunction": {"CWMS_CODEC", "CWMS_MAX_POINTS"}, "TransformFunction": {"CWMS_MAX_RESPONSE_BYTES"}}
 LINT = "import sys; from cfnlint.runner import main; sys.argv[0] = 'cfn-lint'; sys.exit(main())"
 
 

@@ -45,9 +45,11 @@ pub use checkpoint::{CHECKPOINT_KEY, Checkpoint, CheckpointError};
 pub use glue::{GlueTarget, Registered};
 pub use settings::{Settings, SettingsError};
 
-/// The default of [`Options::max_points`]: 1.5 million points, an hour of 25,000 series; the
-/// whole process peaked at about 650 MB with 1.2 million (benches/README.md, Compactor).
-pub const DEFAULT_MAX_POINTS: usize = 1_500_000;
+/// The default of [`Options::max_points`]: a million points, an hour of about 16,700 series.
+/// The compactor benchmark (1.2 million points, 20,000 series for an hour) peaked at about
+/// 650 MB with it, and at 750 to 790 MB on four times that input; an hour larger than the
+/// bound is written in parts, each part after the first merged into the object again.
+pub const DEFAULT_MAX_POINTS: usize = 1_000_000;
 
 /// How often a conditional write is retried after losing a race to another writer.
 const MAX_WRITE_ATTEMPTS: usize = 8;
