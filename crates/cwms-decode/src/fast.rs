@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use cwms_model::{Datum, UNIT_NONE};
 
-use crate::line::MAX_TIMESTAMP_MS;
+use crate::line::{MAX_TIMESTAMP_MS, required_statistic};
 
 /// Decodes a line of the common shape, or returns `None` for serde_json to decide.
 pub(crate) fn decode(line: &str) -> Option<Datum<'_>> {
@@ -252,13 +252,7 @@ impl<'a> Cursor<'a> {
             self.eat(b':')?;
             self.space();
             let v = self.number()?;
-            let slot = match name {
-                "count" => Some(0),
-                "sum" => Some(1),
-                "max" => Some(2),
-                "min" => Some(3),
-                _ => None,
-            };
+            let slot = required_statistic(name);
             match slot {
                 Some(i) if required[i].is_some() => return None,
                 Some(i) => required[i] = Some(v),

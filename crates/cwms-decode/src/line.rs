@@ -376,13 +376,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
             self.state.enter("value.", &name);
             let Number(v) = map.next_value::<Number>()?;
-            let slot = match name.as_ref() {
-                "count" => Some(0),
-                "sum" => Some(1),
-                "max" => Some(2),
-                "min" => Some(3),
-                _ => None,
-            };
+            let slot = required_statistic(&name);
             match slot {
                 Some(i) if required[i].is_some() => {
                     return Err(self.state.fail(LineProblem::DuplicateField(REQUIRED[i].to_owned())));
@@ -408,6 +402,18 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             return Err(self.state.fail(LineProblem::DuplicateField(format!("value.{}", pair[0].0))));
         }
         Ok(Values { count, sum, max, min, stats })
+    }
+}
+
+/// The index of a required statistic (`count`, `sum`, `max`, `min`, in that order), or `None`
+/// for an additional one; both decoders fill their `required` slots by it.
+pub(crate) fn required_statistic(name: &str) -> Option<usize> {
+    match name {
+        "count" => Some(0),
+        "sum" => Some(1),
+        "max" => Some(2),
+        "min" => Some(3),
+        _ => None,
     }
 }
 
@@ -557,3 +563,4 @@ mod tests {
         assert!(matches!(decode_line(b"\xff\xfe"), Err(LineProblem::Json(_))));
     }
 }
+
