@@ -56,10 +56,7 @@ pub const FUNCTION_NAME: &str = "_";
 
 /// Where `./scripts/test` installs the tools: `TEST_TOOLS_DIR`, or `target/tools`.
 pub fn tools_dir() -> PathBuf {
-    std::env::var_os("TEST_TOOLS_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools"),
-        PathBuf::from,
-    )
+    std::env::var_os("TEST_TOOLS_DIR").map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools"), PathBuf::from)
 }
 
 /// The directory of the debug binaries built by `cargo build --bins`: beside this test binary
@@ -70,9 +67,7 @@ pub fn debug_dir() -> PathBuf {
         .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf))
         .filter(|dir| dir.file_name().is_some_and(|name| name == "debug"));
     beside_test
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR").map(|dir| PathBuf::from(dir).join("debug"))
-        })
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(|dir| PathBuf::from(dir).join("debug")))
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))
 }
 
@@ -127,10 +122,7 @@ impl LambdaEmulator {
                 program.display()
             );
         }
-        let dir = tempfile::Builder::new()
-            .prefix("cwms-lambda-emulator-")
-            .tempdir()
-            .expect("cannot create a temporary directory");
+        let dir = tempfile::Builder::new().prefix("cwms-lambda-emulator-").tempdir().expect("cannot create a temporary directory");
         // The emulator reads cargo metadata before serving; a package of its own keeps it
         // independent of the workspace (which others may be editing) and of the build lock.
         let package = dir.path().join("package");
@@ -140,22 +132,13 @@ impl LambdaEmulator {
             "[package]\nname = \"cwms-lambda-emulator\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n",
         )
         .expect("cannot write the emulator's Cargo.toml");
-        std::fs::write(package.join("src/main.rs"), "fn main() {}\n")
-            .expect("cannot write the emulator's main.rs");
+        std::fs::write(package.join("src/main.rs"), "fn main() {}\n").expect("cannot write the emulator's main.rs");
         let log = dir.path().join("emulator.log");
         for attempt in 1..=PORT_ATTEMPTS {
             let port = free_port();
             let log_file = File::create(&log).expect("cannot create the emulator log");
             let child = Command::new(&program)
-                .args([
-                    "lambda",
-                    "watch",
-                    "--only-lambda-apis",
-                    "-A",
-                    "127.0.0.1",
-                    "-P",
-                    &port.to_string(),
-                ])
+                .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
                 .current_dir(&package)
                 .env_remove("RUST_LOG")
                 .stdin(Stdio::null())
@@ -166,29 +149,15 @@ impl LambdaEmulator {
             let mut child = KillOnDrop(Some(child));
             match wait_until_listening(child.child(), port) {
                 Ok(()) => {
-                    return Self {
-                        port,
-                        child: child.into_inner(),
-                        log,
-                        _dir: dir,
-                    };
+                    return Self { port, child: child.into_inner(), log, _dir: dir };
                 }
                 Err(Some(status)) if attempt < PORT_ATTEMPTS => {
-                    eprintln!(
-                        "the emulator exited with {status} on port {port}, trying another port:\n{}",
-                        tail(&log)
-                    );
+                    eprintln!("the emulator exited with {status} on port {port}, trying another port:\n{}", tail(&log));
                 }
                 Err(Some(status)) => {
-                    panic!(
-                        "the emulator exited with {status} before listening on 127.0.0.1:{port}:\n{}",
-                        tail(&log)
-                    )
+                    panic!("the emulator exited with {status} before listening on 127.0.0.1:{port}:\n{}", tail(&log))
                 }
-                Err(None) => panic!(
-                    "the emulator did not listen on 127.0.0.1:{port} within {STARTUP_TIMEOUT:?}:\n{}",
-                    tail(&log)
-                ),
+                Err(None) => panic!("the emulator did not listen on 127.0.0.1:{port} within {STARTUP_TIMEOUT:?}:\n{}", tail(&log)),
             }
         }
         unreachable!("the last attempt returns or panics")
@@ -201,10 +170,7 @@ impl LambdaEmulator {
 
     /// The Invoke API URL of the function.
     pub fn invoke_url(&self) -> String {
-        format!(
-            "http://127.0.0.1:{}/2015-03-31/functions/{FUNCTION_NAME}/invocations",
-            self.port
-        )
+        format!("http://127.0.0.1:{}/2015-03-31/functions/{FUNCTION_NAME}/invocations", self.port)
     }
 
     /// Invokes the function synchronously with `payload` and returns whatever the Invoke API
@@ -215,11 +181,7 @@ impl LambdaEmulator {
 
     /// The last few kilobytes of the emulator's output, for assertion messages.
     pub fn log(&self) -> String {
-        format!(
-            "--- emulator log ({}) ---\n{}",
-            self.log.display(),
-            tail(&self.log)
-        )
+        format!("--- emulator log ({}) ---\n{}", self.log.display(), tail(&self.log))
     }
 }
 
@@ -289,10 +251,7 @@ impl Bootstrap {
     /// `AWS_LAMBDA_LOG_FORMAT=JSON`) plus the function's own `env`, so nothing from the test's
     /// environment (a stray `CWMS_` or `RUST_LOG`) leaks in.
     pub fn start(emulator: &LambdaEmulator, program: &Path, env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("cwms-bootstrap-")
-            .tempdir()
-            .expect("cannot create a temporary directory");
+        let dir = tempfile::Builder::new().prefix("cwms-bootstrap-").tempdir().expect("cannot create a temporary directory");
         let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
         let child = Command::new(program)
             .env_clear()
@@ -307,12 +266,7 @@ impl Bootstrap {
             .stderr(File::create(&stderr).expect("cannot create the bootstrap's stderr file"))
             .spawn()
             .unwrap_or_else(|err| panic!("cannot run {}: {err}", program.display()));
-        Self {
-            child,
-            stdout,
-            stderr,
-            _dir: dir,
-        }
+        Self { child, stdout, stderr, _dir: dir }
     }
 
     /// Everything the bootstrap wrote to stdout so far (its logs and EMF documents).
@@ -346,11 +300,7 @@ impl Bootstrap {
 
     /// Both outputs, for assertion messages.
     pub fn output(&self) -> String {
-        format!(
-            "--- bootstrap stdout ---\n{}\n--- bootstrap stderr ---\n{}",
-            self.stdout(),
-            self.stderr()
-        )
+        format!("--- bootstrap stdout ---\n{}\n--- bootstrap stderr ---\n{}", self.stdout(), self.stderr())
     }
 }
 
@@ -376,10 +326,7 @@ impl TransformLambda {
         let program = built_binary("cwms-transform");
         let emulator = LambdaEmulator::start();
         let bootstrap = Bootstrap::start(&emulator, &program, env);
-        Self {
-            bootstrap,
-            emulator,
-        }
+        Self { bootstrap, emulator }
     }
 
     /// Invokes the function with `payload` and returns the response body.
@@ -411,38 +358,24 @@ impl TransformLambda {
         };
         match answer {
             Ok(Invocation { status: 200, body }) => body,
-            Ok(Invocation { status, body }) => panic!(
-                "the Invoke API answered {status}: {body}\n{}\n{}",
-                self.bootstrap.output(),
-                self.emulator.log()
-            ),
-            Err(err) => panic!(
-                "the invocation failed: {err}\n{}\n{}",
-                self.bootstrap.output(),
-                self.emulator.log()
-            ),
+            Ok(Invocation { status, body }) => {
+                panic!("the Invoke API answered {status}: {body}\n{}\n{}", self.bootstrap.output(), self.emulator.log())
+            }
+            Err(err) => panic!("the invocation failed: {err}\n{}\n{}", self.bootstrap.output(), self.emulator.log()),
         }
     }
 
     /// Invokes the function with a JSON event and parses the response.
     pub fn invoke_json(&mut self, event: &serde_json::Value) -> serde_json::Value {
         let body = self.invoke(event.to_string().as_bytes());
-        serde_json::from_str(&body)
-            .unwrap_or_else(|err| panic!("the response is not JSON ({err}): {body}"))
+        serde_json::from_str(&body).unwrap_or_else(|err| panic!("the response is not JSON ({err}): {body}"))
     }
 }
 
 fn invoke(url: &str, payload: &[u8], timeout: Duration) -> Result<Invocation, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut response = agent
-        .post(url)
-        .header("content-type", "application/json")
-        .send(payload)
-        .map_err(|err| format!("POST {url}: {err}"))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into();
+    let mut response =
+        agent.post(url).header("content-type", "application/json").send(payload).map_err(|err| format!("POST {url}: {err}"))?;
     let status = response.status().as_u16();
     let body = response
         .body_mut()

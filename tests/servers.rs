@@ -66,10 +66,7 @@ const PORT_ATTEMPTS: usize = 3;
 /// Where `./scripts/test` installs the servers: `TEST_TOOLS_DIR`, or `target/tools` in the
 /// workspace.
 pub fn tools_dir() -> PathBuf {
-    std::env::var_os("TEST_TOOLS_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools"),
-        PathBuf::from,
-    )
+    std::env::var_os("TEST_TOOLS_DIR").map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools"), PathBuf::from)
 }
 
 /// The SDK configuration for a server at `endpoint`: static credentials, [`REGION`], the
@@ -80,13 +77,7 @@ pub fn sdk_config(endpoint: &str) -> SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            ACCESS_KEY,
-            SECRET_KEY,
-            None,
-            None,
-            "cwms-tests",
-        )))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "cwms-tests")))
         .retry_config(RetryConfig::standard().with_max_attempts(5))
         .build()
 }
@@ -118,39 +109,22 @@ impl S3Server {
     /// If s3s-fs is not installed or does not start in time; the message says how to fix it.
     pub async fn start() -> Self {
         let program = tools_dir().join("bin/s3s-fs");
-        let dir = tempfile::Builder::new()
-            .prefix("cwms-s3s-fs-")
-            .tempdir()
-            .expect("cannot create a temporary directory for s3s-fs");
+        let dir = tempfile::Builder::new().prefix("cwms-s3s-fs-").tempdir().expect("cannot create a temporary directory for s3s-fs");
         let root = dir.path().join("data");
         // s3s-fs serves each top-level directory as a bucket, so creating one is a mkdir.
         std::fs::create_dir_all(root.join(BUCKET)).expect("cannot create the s3s-fs bucket");
         let log = dir.path().join("s3s-fs.log");
         let root_arg = root.clone();
         let (process, port) = ServerProcess::start("s3s-fs", &program, &log, move |port| {
-            let mut args: Vec<OsString> = [
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--access-key",
-                ACCESS_KEY,
-                "--secret-key",
-                SECRET_KEY,
-            ]
-            .map(OsString::from)
-            .into();
+            let mut args: Vec<OsString> =
+                ["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY]
+                    .map(OsString::from)
+                    .into();
             args.push(root_arg.clone().into_os_string());
             args
         })
         .await;
-        Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            root,
-            bucket: BUCKET.to_owned(),
-            process,
-            _dir: dir,
-        }
+        Self { endpoint: format!("http://127.0.0.1:{port}"), root, bucket: BUCKET.to_owned(), process, _dir: dir }
     }
 
     /// The SDK configuration for this server (see [`sdk_config`]).
@@ -196,22 +170,13 @@ impl MotoServer {
     /// If moto is not installed or does not start in time; the message says how to fix it.
     pub async fn start() -> Self {
         let program = tools_dir().join("venv/bin/moto_server");
-        let dir = tempfile::Builder::new()
-            .prefix("cwms-moto-")
-            .tempdir()
-            .expect("cannot create a temporary directory for moto");
+        let dir = tempfile::Builder::new().prefix("cwms-moto-").tempdir().expect("cannot create a temporary directory for moto");
         let log = dir.path().join("moto.log");
         let (process, port) = ServerProcess::start("moto_server", &program, &log, |port| {
-            ["-H", "127.0.0.1", "-p", &port.to_string()]
-                .map(OsString::from)
-                .into()
+            ["-H", "127.0.0.1", "-p", &port.to_string()].map(OsString::from).into()
         })
         .await;
-        Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            process,
-            _dir: dir,
-        }
+        Self { endpoint: format!("http://127.0.0.1:{port}"), process, _dir: dir }
     }
 
     /// The SDK configuration for this server (see [`sdk_config`]).
@@ -232,11 +197,7 @@ impl MotoServer {
     pub async fn s3_store(&self, bucket: &str, prefix: &str) -> S3Store {
         let client = self.client();
         if let Err(err) = client.create_bucket().bucket(bucket).send().await {
-            panic!(
-                "moto cannot create bucket {bucket}: {}\n{}",
-                aws_sdk_s3::error::DisplayErrorContext(&err),
-                self.log()
-            );
+            panic!("moto cannot create bucket {bucket}: {}\n{}", aws_sdk_s3::error::DisplayErrorContext(&err), self.log());
         }
         S3Store::new(client, bucket, prefix)
     }
@@ -258,12 +219,7 @@ struct ServerProcess {
 impl ServerProcess {
     /// Starts `program` with the arguments `args(port)` for a free port and waits until the port
     /// accepts connections, trying another port if the server exits first.
-    async fn start(
-        name: &'static str,
-        program: &Path,
-        log: &Path,
-        args: impl Fn(u16) -> Vec<OsString>,
-    ) -> (Self, u16) {
+    async fn start(name: &'static str, program: &Path, log: &Path, args: impl Fn(u16) -> Vec<OsString>) -> (Self, u16) {
         if !program.is_file() {
             panic!(
                 "{name} is not installed at {}: run ./scripts/test, which installs the test \
@@ -277,19 +233,11 @@ impl ServerProcess {
             let child = Command::new(program)
                 .args(args(port))
                 .stdin(Stdio::null())
-                .stdout(
-                    log_file
-                        .try_clone()
-                        .expect("cannot share the server log file"),
-                )
+                .stdout(log_file.try_clone().expect("cannot share the server log file"))
                 .stderr(log_file)
                 .spawn()
                 .unwrap_or_else(|err| panic!("cannot run {}: {err}", program.display()));
-            let mut process = Self {
-                name,
-                child,
-                log: log.to_owned(),
-            };
+            let mut process = Self { name, child, log: log.to_owned() };
             // Polling sleeps between attempts, so it runs on a blocking thread.
             let (ready, returned) = tokio::task::spawn_blocking(move || {
                 let ready = process.wait_until_listening(port);
@@ -301,10 +249,7 @@ impl ServerProcess {
             match ready {
                 Ok(()) => return (process, port),
                 Err(Exited(status)) if attempt < PORT_ATTEMPTS => {
-                    eprintln!(
-                        "{name} exited with {status} on port {port}, trying another port:\n{}",
-                        process.log_tail()
-                    );
+                    eprintln!("{name} exited with {status} on port {port}, trying another port:\n{}", process.log_tail());
                 }
                 Err(Exited(status)) => panic!(
                     "{name} exited with {status} before listening on 127.0.0.1:{port}; run \
@@ -345,12 +290,7 @@ impl ServerProcess {
         const TAIL: usize = 8 * 1024;
         let log = std::fs::read(&self.log).unwrap_or_default();
         let tail = &log[log.len().saturating_sub(TAIL)..];
-        format!(
-            "--- {} log ({}) ---\n{}",
-            self.name,
-            self.log.display(),
-            String::from_utf8_lossy(tail)
-        )
+        format!("--- {} log ({}) ---\n{}", self.name, self.log.display(), String::from_utf8_lossy(tail))
     }
 }
 

@@ -23,9 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_firehose::primitives::Blob;
-use aws_sdk_firehose::types::{
-    CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration, Record,
-};
+use aws_sdk_firehose::types::{CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration, Record};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cwms_tests::lambda_emulator::built_binary;
@@ -72,37 +70,16 @@ async fn replay_packs_datums_into_records_within_the_call_limits() {
     // And what a real stream carries: the raw folder `cwms generate` writes (gzip objects).
     let generated = dir.path().join("generated");
     let run = cwms_offline(
-        &[
-            "generate",
-            "--format",
-            "raw-folder",
-            "--series",
-            "60",
-            "--minutes",
-            "20",
-            "--start",
-            "2026-11-26T07:00:00Z",
-        ],
+        &["generate", "--format", "raw-folder", "--series", "60", "--minutes", "20", "--start", "2026-11-26T07:00:00Z"],
         &generated,
     );
     assert!(run.success, "{run}");
     let generated_lines = lines_below(&generated.join("raw"));
-    assert!(
-        generated_lines.values().sum::<usize>() >= 1_200,
-        "{generated_lines:?}"
-    );
+    assert!(generated_lines.values().sum::<usize>() >= 1_200, "{generated_lines:?}");
 
     let run = cwms(
         &proxy.endpoint,
-        &[
-            os("replay"),
-            os("--stream"),
-            os(STREAM),
-            os("--record-bytes"),
-            os("1500"),
-            input.clone().into(),
-            generated.join("raw").into(),
-        ],
+        &[os("replay"), os("--stream"), os(STREAM), os("--record-bytes"), os("1500"), input.clone().into(), generated.join("raw").into()],
     )
     .await;
     assert!(run.success, "{run}");
@@ -111,58 +88,30 @@ async fn replay_packs_datums_into_records_within_the_call_limits() {
     check_call_limits(&calls);
     let records: Vec<&Vec<u8>> = calls.iter().flat_map(|c| &c.received).collect();
     assert!(records.len() >= 2_000, "{} records", records.len());
-    assert!(
-        calls.iter().any(|c| c.received.len() == MAX_CALL_RECORDS),
-        "no call reached the 500-record limit"
-    );
-    let calls_with_big_records = calls
-        .iter()
-        .filter(|c| c.received.iter().any(|r| r.len() > 600_000))
-        .count();
-    assert!(
-        calls_with_big_records >= 2,
-        "6.3 MB of records cannot travel in one call"
-    );
+    assert!(calls.iter().any(|c| c.received.len() == MAX_CALL_RECORDS), "no call reached the 500-record limit");
+    let calls_with_big_records = calls.iter().filter(|c| c.received.iter().any(|r| r.len() > 600_000)).count();
+    assert!(calls_with_big_records >= 2, "6.3 MB of records cannot travel in one call");
     for record in &records {
         assert!(record.ends_with(b"\n"), "a record ends with a whole line");
         let body = &record[..record.len() - 1];
-        assert!(
-            !body
-                .split(|&b| b == b'\n')
-                .any(|line| line.iter().all(u8::is_ascii_whitespace)),
-            "blank lines are not sent"
-        );
+        assert!(!body.split(|&b| b == b'\n').any(|line| line.iter().all(u8::is_ascii_whitespace)), "blank lines are not sent");
         assert!(!record.contains(&b'\r'), "a CRLF line ending is sent as LF");
         let lines = record.iter().filter(|&&b| b == b'\n').count();
-        assert!(
-            record.len() <= 1500 || lines == 1,
-            "a record over --record-bytes holds one line"
-        );
+        assert!(record.len() <= 1500 || lines == 1, "a record over --record-bytes holds one line");
     }
     let line_count = small.len() + big.len() + generated_lines.values().sum::<usize>();
-    assert!(
-        records.len() * 3 < line_count,
-        "lines are packed: {} records for {line_count} lines",
-        records.len()
-    );
+    assert!(records.len() * 3 < line_count, "lines are packed: {} records for {line_count} lines", records.len());
 
     let mut expected = count_lines(small.iter().chain(&big).map(String::as_bytes));
     for (line, n) in generated_lines {
         *expected.entry(line).or_default() += n;
     }
     let objects = delivered(&moto).await;
-    assert_eq!(
-        objects.len(),
-        calls.len(),
-        "moto writes one object per call"
-    );
+    assert_eq!(objects.len(), calls.len(), "moto writes one object per call");
     assert_lines_eq(&count_lines_in(&objects), &expected);
     assert!(
-        run.stdout
-            .contains(&format!("sent {} records", records.len()))
-            && run
-                .stdout
-                .contains(&format!("in {} PutRecordBatch calls", calls.len())),
+        run.stdout.contains(&format!("sent {} records", records.len()))
+            && run.stdout.contains(&format!("in {} PutRecordBatch calls", calls.len())),
         "{run}"
     );
 }
@@ -172,14 +121,8 @@ async fn replay_resends_only_the_entries_firehose_refused() {
     let moto = lake_stream().await;
     let proxy = FlakyFirehose::start(&moto.endpoint, |call, records| match call {
         1 => Fault::FailEntries(vec![0, 2, 5, records - 1]),
-        2 => Fault::Reject {
-            status: 400,
-            code: "ThrottlingException",
-        },
-        3 => Fault::Reject {
-            status: 503,
-            code: "ServiceUnavailableException",
-        },
+        2 => Fault::Reject { status: 400, code: "ThrottlingException" },
+        3 => Fault::Reject { status: 503, code: "ServiceUnavailableException" },
         4 => Fault::FailEntries((0..records).collect()),
         5 => Fault::FailEntries(vec![1]),
         _ => Fault::Pass,
@@ -191,16 +134,7 @@ async fn replay_resends_only_the_entries_firehose_refused() {
 
     let run = cwms(
         &proxy.endpoint,
-        &[
-            os("replay"),
-            os("--stream"),
-            os(STREAM),
-            os("--record-bytes"),
-            os("1000"),
-            os("--concurrency"),
-            os("1"),
-            file.into(),
-        ],
+        &[os("replay"), os("--stream"), os(STREAM), os("--record-bytes"), os("1000"), os("--concurrency"), os("1"), file.into()],
     )
     .await;
     assert!(run.success, "{run}");
@@ -209,12 +143,7 @@ async fn replay_resends_only_the_entries_firehose_refused() {
     check_call_limits(&calls);
     let first = &calls[0].received;
     assert_eq!(first.len(), MAX_CALL_RECORDS);
-    let refused = |call: &Call, entries: &[usize]| {
-        entries
-            .iter()
-            .map(|&i| call.received[i].clone())
-            .collect::<Vec<_>>()
-    };
+    let refused = |call: &Call, entries: &[usize]| entries.iter().map(|&i| call.received[i].clone()).collect::<Vec<_>>();
     // The retry carries exactly the refused entries, in order; the SDK resends a rejected call
     // whole (calls 3 and 4), and the next retry carries only what call 5 refused.
     let retried = refused(&calls[0], &[0, 2, 5, MAX_CALL_RECORDS - 1]);
@@ -223,26 +152,13 @@ async fn replay_resends_only_the_entries_firehose_refused() {
     assert_eq!(calls[3].received, retried);
     assert_eq!(calls[4].received, retried);
     assert_eq!(calls[5].received, refused(&calls[4], &[1]));
-    assert_eq!(
-        calls[6].received.len(),
-        MAX_CALL_RECORDS,
-        "then the next batch"
-    );
+    assert_eq!(calls[6].received.len(), MAX_CALL_RECORDS, "then the next batch");
     // 4 + 4 + 1 records resent by cwms itself (the SDK's resends of whole calls are its own).
-    assert!(
-        run.stdout.contains("9 records resent in 3 retry calls"),
-        "{run}"
-    );
+    assert!(run.stdout.contains("9 records resent in 3 retry calls"), "{run}");
 
     let forwarded = count_lines(calls.iter().flat_map(|c| &c.forwarded).map(Vec::as_slice));
-    assert!(
-        forwarded.values().all(|&n| n == 1),
-        "no record reached moto twice"
-    );
-    assert_lines_eq(
-        &count_lines_in(&delivered(&moto).await),
-        &count_lines(datums.iter().map(String::as_bytes)),
-    );
+    assert!(forwarded.values().all(|&n| n == 1), "no record reached moto twice");
+    assert_lines_eq(&count_lines_in(&delivered(&moto).await), &count_lines(datums.iter().map(String::as_bytes)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,26 +190,13 @@ async fn replay_fails_naming_the_records_it_could_not_deliver() {
     .await;
     assert!(!run.success, "{run}");
     assert!(run.stderr.contains("2 records ("), "{run}");
-    assert!(
-        run.stderr
-            .contains(&format!("were not delivered to Firehose stream {STREAM}")),
-        "{run}"
-    );
+    assert!(run.stderr.contains(&format!("were not delivered to Firehose stream {STREAM}")), "{run}");
     assert!(run.stderr.contains("ServiceUnavailableException"), "{run}");
 
     let calls = proxy.calls();
     let stuck = [datums[0].clone() + "\n", datums[500].clone() + "\n"];
-    assert_eq!(
-        calls.len(),
-        6,
-        "each batch: one call and two retries of the stuck record"
-    );
-    for (retry, record) in [
-        (1, &stuck[0]),
-        (2, &stuck[0]),
-        (4, &stuck[1]),
-        (5, &stuck[1]),
-    ] {
+    assert_eq!(calls.len(), 6, "each batch: one call and two retries of the stuck record");
+    for (retry, record) in [(1, &stuck[0]), (2, &stuck[0]), (4, &stuck[1]), (5, &stuck[1])] {
         assert_eq!(calls[retry].received, [record.as_bytes()], "call {retry}");
     }
     let mut expected = count_lines(datums.iter().map(String::as_bytes));
@@ -311,35 +214,16 @@ async fn replay_refuses_a_line_too_long_for_one_record_and_sends_the_other_files
     // does not, and its whole file is held back.
     let at_limit = datum_of_len(0, MAX_RECORD_BYTES - 1);
     let good: Vec<String> = vec![datum(1, 0), at_limit, datum(2, 0)];
-    let bad = [
-        datum(3, 0),
-        String::new(),
-        datum_of_len(4, MAX_RECORD_BYTES),
-        datum(5, 0),
-    ];
-    write(
-        &dir.path().join("1-good.ndjson"),
-        good.join("\n").as_bytes(),
-    );
+    let bad = [datum(3, 0), String::new(), datum_of_len(4, MAX_RECORD_BYTES), datum(5, 0)];
+    write(&dir.path().join("1-good.ndjson"), good.join("\n").as_bytes());
     write(&dir.path().join("2-bad.ndjson"), bad.join("\n").as_bytes());
 
-    let run = cwms(
-        &moto.endpoint,
-        &[os("replay"), os("--stream"), os(STREAM), dir.path().into()],
-    )
-    .await;
+    let run = cwms(&moto.endpoint, &[os("replay"), os("--stream"), os(STREAM), dir.path().into()]).await;
     assert!(!run.success, "{run}");
     let bad_path = dir.path().join("2-bad.ndjson");
-    assert!(
-        run.stderr
-            .contains(&format!("{}: line 3 is 1024001 bytes", bad_path.display())),
-        "{run}"
-    );
+    assert!(run.stderr.contains(&format!("{}: line 3 is 1024001 bytes", bad_path.display())), "{run}");
     assert!(run.stderr.contains("1 files could not be sent"), "{run}");
-    assert_lines_eq(
-        &count_lines_in(&delivered(&moto).await),
-        &count_lines(good.iter().map(String::as_bytes)),
-    );
+    assert_lines_eq(&count_lines_in(&delivered(&moto).await), &count_lines(good.iter().map(String::as_bytes)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,26 +237,12 @@ async fn replay_dry_run_sends_nothing() {
 
     let run = cwms(
         &proxy.endpoint,
-        &[
-            os("replay"),
-            os("--stream"),
-            os(STREAM),
-            os("--record-bytes"),
-            os("1"),
-            os("--dry-run"),
-            file.clone().into(),
-        ],
+        &[os("replay"), os("--stream"), os(STREAM), os("--record-bytes"), os("1"), os("--dry-run"), file.clone().into()],
     )
     .await;
     assert!(run.success, "{run}");
     let bytes: usize = datums.iter().map(|d| d.len() + 1).sum();
-    assert!(
-        run.stdout.contains(&format!(
-            "{}: 1200 lines in 1200 records ({bytes} bytes)",
-            file.display()
-        )),
-        "{run}"
-    );
+    assert!(run.stdout.contains(&format!("{}: 1200 lines in 1200 records ({bytes} bytes)", file.display())), "{run}");
     assert!(run.stdout.contains("in 3 PutRecordBatch calls"), "{run}");
     assert!(proxy.calls().is_empty(), "a dry run makes no call");
     assert!(delivered(&moto).await.is_empty());
@@ -384,37 +254,17 @@ async fn replay_to_a_missing_stream_stops_at_the_first_call() {
     let proxy = FlakyFirehose::start(&moto.endpoint, |_, _| Fault::Pass);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("datums.ndjson");
-    write(
-        &file,
-        (0..1_500)
-            .map(|i| datum(i, 0))
-            .collect::<Vec<_>>()
-            .join("\n")
-            .as_bytes(),
-    );
+    write(&file, (0..1_500).map(|i| datum(i, 0)).collect::<Vec<_>>().join("\n").as_bytes());
 
     let run = cwms(
         &proxy.endpoint,
-        &[
-            os("replay"),
-            os("--stream"),
-            os("no-such-stream"),
-            os("--record-bytes"),
-            os("1"),
-            os("--concurrency"),
-            os("1"),
-            file.into(),
-        ],
+        &[os("replay"), os("--stream"), os("no-such-stream"), os("--record-bytes"), os("1"), os("--concurrency"), os("1"), file.into()],
     )
     .await;
     assert!(!run.success, "{run}");
     assert!(run.stderr.contains("1500 records ("), "{run}");
     assert!(run.stderr.contains("ResourceNotFoundException"), "{run}");
-    assert_eq!(
-        proxy.calls().len(),
-        1,
-        "an error no retry can fix is not retried, and stops the run"
-    );
+    assert_eq!(proxy.calls().len(), 1, "an error no retry can fix is not retried, and stops the run");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,103 +284,39 @@ async fn bad_arguments_are_named_and_send_nothing() {
     let file_arg = file.display().to_string();
 
     let cases: Vec<(Vec<String>, String)> = vec![
+        (vec!["replay".into(), file_arg.clone()], "--stream <NAME>".into()),
+        (vec!["replay".into(), "--stream".into(), STREAM.into()], "<FILE|DIR>".into()),
         (
-            vec!["replay".into(), file_arg.clone()],
-            "--stream <NAME>".into(),
-        ),
-        (
-            vec!["replay".into(), "--stream".into(), STREAM.into()],
-            "<FILE|DIR>".into(),
-        ),
-        (
-            vec![
-                "replay".into(),
-                "--stream".into(),
-                "has space".into(),
-                file_arg.clone(),
-            ],
+            vec!["replay".into(), "--stream".into(), "has space".into(), file_arg.clone()],
             "a Firehose delivery stream name has 1 to 64 characters".into(),
         ),
         (
-            vec![
-                "replay".into(),
-                "--stream".into(),
-                STREAM.into(),
-                "--record-bytes".into(),
-                "1024001".into(),
-                file_arg.clone(),
-            ],
+            vec!["replay".into(), "--stream".into(), STREAM.into(), "--record-bytes".into(), "1024001".into(), file_arg.clone()],
             "must be 1 to 1024000".into(),
         ),
         (
-            vec![
-                "replay".into(),
-                "--stream".into(),
-                STREAM.into(),
-                file_arg.clone(),
-                root.join("missing.ndjson").display().to_string(),
-            ],
-            format!(
-                "cannot read {}: No such file or directory",
-                root.join("missing.ndjson").display()
-            ),
+            vec!["replay".into(), "--stream".into(), STREAM.into(), file_arg.clone(), root.join("missing.ndjson").display().to_string()],
+            format!("cannot read {}: No such file or directory", root.join("missing.ndjson").display()),
         ),
         (
-            vec![
-                "replay".into(),
-                "--stream".into(),
-                STREAM.into(),
-                empty.display().to_string(),
-            ],
+            vec!["replay".into(), "--stream".into(), STREAM.into(), empty.display().to_string()],
             format!("{} holds no files to send", empty.display()),
         ),
         (
-            vec![
-                "replay".into(),
-                "--stream".into(),
-                STREAM.into(),
-                dangling.display().to_string(),
-            ],
-            format!(
-                "cannot read {}: No such file or directory",
-                dangling.join("link").display()
-            ),
+            vec!["replay".into(), "--stream".into(), STREAM.into(), dangling.display().to_string()],
+            format!("cannot read {}: No such file or directory", dangling.join("link").display()),
+        ),
+        (vec!["redrive".into(), "--stream".into(), STREAM.into()], "--errors <DIR|s3://BUCKET/PREFIX>".into()),
+        (
+            vec!["redrive".into(), "--stream".into(), STREAM.into(), "--errors".into(), root.join("missing").display().to_string()],
+            format!("cannot read --errors {}: No such file or directory", root.join("missing").display()),
         ),
         (
-            vec!["redrive".into(), "--stream".into(), STREAM.into()],
-            "--errors <DIR|s3://BUCKET/PREFIX>".into(),
-        ),
-        (
-            vec![
-                "redrive".into(),
-                "--stream".into(),
-                STREAM.into(),
-                "--errors".into(),
-                root.join("missing").display().to_string(),
-            ],
-            format!(
-                "cannot read --errors {}: No such file or directory",
-                root.join("missing").display()
-            ),
-        ),
-        (
-            vec![
-                "redrive".into(),
-                "--stream".into(),
-                STREAM.into(),
-                "--errors".into(),
-                file_arg.clone(),
-            ],
+            vec!["redrive".into(), "--stream".into(), STREAM.into(), "--errors".into(), file_arg.clone()],
             format!("--errors {file_arg} is not a folder"),
         ),
         (
-            vec![
-                "redrive".into(),
-                "--stream".into(),
-                STREAM.into(),
-                "--errors".into(),
-                "gs://bucket/errors".into(),
-            ],
+            vec!["redrive".into(), "--stream".into(), STREAM.into(), "--errors".into(), "gs://bucket/errors".into()],
             "only s3:// URLs and local directory paths are supported".into(),
         ),
     ];
@@ -538,15 +324,9 @@ async fn bad_arguments_are_named_and_send_nothing() {
         let args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
         let run = cwms(endpoint, &args).await;
         assert!(!run.success, "{args:?}: {run}");
-        assert!(
-            run.stderr.contains(&expected),
-            "{args:?} should say {expected:?}: {run}"
-        );
+        assert!(run.stderr.contains(&expected), "{args:?} should say {expected:?}: {run}");
     }
-    assert!(
-        !root.join("missing").exists(),
-        "redrive does not create a missing --errors folder"
-    );
+    assert!(!root.join("missing").exists(), "redrive does not create a missing --errors folder");
 
     // A folder that cannot be listed. Root reads every folder whatever its mode, so this case
     // only says something when the tests run as another user.
@@ -554,23 +334,8 @@ async fn bad_arguments_are_named_and_send_nothing() {
     write(&locked.join("x.ndjson"), b"{}\n");
     std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
     if std::fs::read_dir(&locked).is_err() {
-        let run = cwms(
-            endpoint,
-            &[
-                os("replay"),
-                os("--stream"),
-                os(STREAM),
-                locked.clone().into(),
-            ],
-        )
-        .await;
-        assert!(
-            !run.success
-                && run
-                    .stderr
-                    .contains(&format!("cannot list folder {}", locked.display())),
-            "{run}"
-        );
+        let run = cwms(endpoint, &[os("replay"), os("--stream"), os(STREAM), locked.clone().into()]).await;
+        assert!(!run.success && run.stderr.contains(&format!("cannot list folder {}", locked.display())), "{run}");
     }
     std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
@@ -595,19 +360,10 @@ fn failed_records() -> Vec<Vec<u8>> {
 /// Error objects holding `records`: a gzip object with the first three documents and a plain
 /// one (a blank line, the other spelling of the code fields) with the rest.
 fn write_error_objects(errors: &Path, records: &[Vec<u8>]) -> Vec<PathBuf> {
-    let gz = errors
-        .join("processing-failed/dt=2026-11-26/hour=07/metrics-to-lake-1-2026-11-26-07-00-00-a.gz");
-    let plain = errors
-        .join("processing-failed/dt=2026-11-26/hour=08/metrics-to-lake-1-2026-11-26-08-05-00-b");
-    let lines: Vec<String> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| error_document(r, i % 2 == 1))
-        .collect();
-    write(
-        &gz,
-        &gzip(format!("{}\n", lines[..3].join("\n")).as_bytes()),
-    );
+    let gz = errors.join("processing-failed/dt=2026-11-26/hour=07/metrics-to-lake-1-2026-11-26-07-00-00-a.gz");
+    let plain = errors.join("processing-failed/dt=2026-11-26/hour=08/metrics-to-lake-1-2026-11-26-08-05-00-b");
+    let lines: Vec<String> = records.iter().enumerate().map(|(i, r)| error_document(r, i % 2 == 1)).collect();
+    write(&gz, &gzip(format!("{}\n", lines[..3].join("\n")).as_bytes()));
     write(&plain, format!("\n{}", lines[3..].join("\n")).as_bytes());
     vec![gz, plain]
 }
@@ -615,13 +371,7 @@ fn write_error_objects(errors: &Path, records: &[Vec<u8>]) -> Vec<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redrive_puts_each_original_record_back_once() {
     let moto = lake_stream().await;
-    let proxy = FlakyFirehose::start(&moto.endpoint, |call, _| {
-        if call == 1 {
-            Fault::FailEntries(vec![1])
-        } else {
-            Fault::Pass
-        }
-    });
+    let proxy = FlakyFirehose::start(&moto.endpoint, |call, _| if call == 1 { Fault::FailEntries(vec![1]) } else { Fault::Pass });
     let dir = tempfile::tempdir().unwrap();
     let errors = dir.path().join("errors");
     let records = failed_records();
@@ -630,53 +380,21 @@ async fn redrive_puts_each_original_record_back_once() {
 
     let run = cwms(
         &proxy.endpoint,
-        &[
-            os("redrive"),
-            os("--errors"),
-            errors.clone().into(),
-            os("--stream"),
-            os(STREAM),
-            os("--concurrency"),
-            os("1"),
-        ],
+        &[os("redrive"), os("--errors"), errors.clone().into(), os("--stream"), os(STREAM), os("--concurrency"), os("1")],
     )
     .await;
     assert!(run.success, "{run}");
-    assert!(
-        run.stdout.contains(&format!(
-            "{}: 3 documents, 3 records sent",
-            objects[0].display()
-        )),
-        "{run}"
-    );
-    assert!(
-        run.stdout.contains(&format!(
-            "{}: 4 documents, 4 records sent",
-            objects[1].display()
-        )),
-        "{run}"
-    );
-    assert!(
-        run.stdout.contains("1 records resent in 1 retry calls"),
-        "{run}"
-    );
+    assert!(run.stdout.contains(&format!("{}: 3 documents, 3 records sent", objects[0].display())), "{run}");
+    assert!(run.stdout.contains(&format!("{}: 4 documents, 4 records sent", objects[1].display())), "{run}");
+    assert!(run.stdout.contains("1 records resent in 1 retry calls"), "{run}");
 
     // One Firehose record per document, byte for byte, each reaching moto once.
     let calls = proxy.calls();
-    assert_eq!(
-        calls[1].received,
-        [calls[0].received[1].clone()],
-        "only the refused entry is resent"
-    );
+    assert_eq!(calls[1].received, [calls[0].received[1].clone()], "only the refused entry is resent");
     let forwarded = count_exact(calls.iter().flat_map(|c| c.forwarded.iter().cloned()));
     assert_eq!(forwarded, count_exact(records.iter().cloned()));
     // moto concatenates each call's records into one object.
-    let expected_objects = count_exact(
-        calls
-            .iter()
-            .filter(|c| !c.forwarded.is_empty())
-            .map(|c| c.forwarded.concat()),
-    );
+    let expected_objects = count_exact(calls.iter().filter(|c| !c.forwarded.is_empty()).map(|c| c.forwarded.concat()));
     assert_eq!(count_exact(delivered(&moto).await), expected_objects);
     let after: Vec<Vec<u8>> = objects.iter().map(|o| std::fs::read(o).unwrap()).collect();
     assert_eq!(before, after, "error objects are left as they were");
@@ -688,20 +406,7 @@ async fn redrive_sends_back_what_cwms_run_failed() {
     let proxy = FlakyFirehose::start(&moto.endpoint, |_, _| Fault::Pass);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let run = cwms_offline(
-        &[
-            "run",
-            "--series",
-            "20",
-            "--minutes",
-            "5",
-            "--malformed",
-            "0.2",
-            "--start",
-            "2026-11-26T07:00:00Z",
-        ],
-        &out,
-    );
+    let run = cwms_offline(&["run", "--series", "20", "--minutes", "5", "--malformed", "0.2", "--start", "2026-11-26T07:00:00Z"], &out);
     assert!(run.success, "{run}");
     // The original records, read from the error objects independently of cwms.
     let mut originals = Vec::new();
@@ -712,45 +417,19 @@ async fn redrive_sends_back_what_cwms_run_failed() {
             continue;
         }
         let mut plain = Vec::new();
-        flate2::read::MultiGzDecoder::new(std::fs::read(&path).unwrap().as_slice())
-            .read_to_end(&mut plain)
-            .unwrap();
+        flate2::read::MultiGzDecoder::new(std::fs::read(&path).unwrap().as_slice()).read_to_end(&mut plain).unwrap();
         for line in plain.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let document: Value = serde_json::from_slice(line).unwrap();
-            originals.push(
-                BASE64
-                    .decode(document["rawData"].as_str().unwrap())
-                    .unwrap(),
-            );
+            originals.push(BASE64.decode(document["rawData"].as_str().unwrap()).unwrap());
         }
     }
-    assert!(
-        !originals.is_empty(),
-        "cwms run --malformed 0.2 leaves failed records: {run}"
-    );
+    assert!(!originals.is_empty(), "cwms run --malformed 0.2 leaves failed records: {run}");
 
-    let run = cwms(
-        &proxy.endpoint,
-        &[
-            os("redrive"),
-            os("--errors"),
-            out.join("errors").into(),
-            os("--stream"),
-            os(STREAM),
-        ],
-    )
-    .await;
+    let run = cwms(&proxy.endpoint, &[os("redrive"), os("--errors"), out.join("errors").into(), os("--stream"), os(STREAM)]).await;
     assert!(run.success, "{run}");
-    assert!(
-        run.stdout
-            .contains(&format!("sent {} records", originals.len())),
-        "{run}"
-    );
+    assert!(run.stdout.contains(&format!("sent {} records", originals.len())), "{run}");
     let calls = proxy.calls();
-    assert_eq!(
-        count_exact(calls.iter().flat_map(|c| c.received.iter().cloned())),
-        count_exact(originals)
-    );
+    assert_eq!(count_exact(calls.iter().flat_map(|c| c.received.iter().cloned())), count_exact(originals));
     let expected_objects = count_exact(calls.iter().map(|c| c.forwarded.concat()));
     assert_eq!(count_exact(delivered(&moto).await), expected_objects);
 }
@@ -765,25 +444,12 @@ async fn redrive_dry_run_sends_nothing() {
 
     let run = cwms(
         &proxy.endpoint,
-        &[
-            os("redrive"),
-            os("--errors"),
-            dir.path().join("errors").into(),
-            os("--stream"),
-            os(STREAM),
-            os("--dry-run"),
-        ],
+        &[os("redrive"), os("--errors"), dir.path().join("errors").into(), os("--stream"), os(STREAM), os("--dry-run")],
     )
     .await;
     assert!(run.success, "{run}");
     let bytes: usize = records[..3].iter().map(Vec::len).sum();
-    assert!(
-        run.stdout.contains(&format!(
-            "{}: 3 documents, 3 records ({bytes} bytes) would be sent",
-            objects[0].display()
-        )),
-        "{run}"
-    );
+    assert!(run.stdout.contains(&format!("{}: 3 documents, 3 records ({bytes} bytes) would be sent", objects[0].display())), "{run}");
     assert!(run.stdout.contains("would send 7 records"), "{run}");
     assert!(proxy.calls().is_empty(), "a dry run makes no call");
     assert!(delivered(&moto).await.is_empty());
@@ -795,77 +461,23 @@ async fn redrive_names_unreadable_error_objects_and_sends_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let errors = dir.path().join("errors");
     let good = [b"{\"good\":1}\n".to_vec(), b"{\"good\":2}\n".to_vec()];
-    write(
-        &errors.join("a-good.gz"),
-        &gzip(
-            good.iter()
-                .map(|r| error_document(r, false))
-                .collect::<Vec<_>>()
-                .join("\n")
-                .as_bytes(),
-        ),
-    );
+    write(&errors.join("a-good.gz"), &gzip(good.iter().map(|r| error_document(r, false)).collect::<Vec<_>>().join("\n").as_bytes()));
     let truncated = gzip(error_document(b"{\"lost\":1}\n", false).as_bytes());
-    write(
-        &errors.join("b-truncated.gz"),
-        &truncated[..truncated.len() / 2],
-    );
-    write(
-        &errors.join("c-not-a-document"),
-        format!(
-            "{}\n{{\"rawData\":\"eA==\"}}\n",
-            error_document(b"{\"lost\":2}\n", false)
-        )
-        .as_bytes(),
-    );
-    write(
-        &errors.join("d-bad-base64"),
-        error_document(b"", false)
-            .replace("\"rawData\":\"\"", "\"rawData\":\"%%%\"")
-            .as_bytes(),
-    );
+    write(&errors.join("b-truncated.gz"), &truncated[..truncated.len() / 2]);
+    write(&errors.join("c-not-a-document"), format!("{}\n{{\"rawData\":\"eA==\"}}\n", error_document(b"{\"lost\":2}\n", false)).as_bytes());
+    write(&errors.join("d-bad-base64"), error_document(b"", false).replace("\"rawData\":\"\"", "\"rawData\":\"%%%\"").as_bytes());
 
-    let run = cwms(
-        &moto.endpoint,
-        &[
-            os("redrive"),
-            os("--errors"),
-            errors.clone().into(),
-            os("--stream"),
-            os(STREAM),
-        ],
-    )
-    .await;
+    let run = cwms(&moto.endpoint, &[os("redrive"), os("--errors"), errors.clone().into(), os("--stream"), os(STREAM)]).await;
     assert!(!run.success, "{run}");
     for (name, reason) in [
         ("b-truncated.gz", "not sent: invalid gzip data"),
-        (
-            "c-not-a-document",
-            "not sent: line 2: not a Firehose error document: missing field `attemptsMade`",
-        ),
-        (
-            "d-bad-base64",
-            "not sent: line 1: `rawData` is not valid base64",
-        ),
+        ("c-not-a-document", "not sent: line 2: not a Firehose error document: missing field `attemptsMade`"),
+        ("d-bad-base64", "not sent: line 1: `rawData` is not valid base64"),
     ] {
-        assert!(
-            run.stderr
-                .contains(&format!("{}: {reason}", errors.join(name).display())),
-            "{name}: {run}"
-        );
+        assert!(run.stderr.contains(&format!("{}: {reason}", errors.join(name).display())), "{name}: {run}");
     }
-    assert!(
-        run.stderr
-            .contains("3 error objects could not be read and sent nothing"),
-        "{run}"
-    );
-    assert!(
-        run.stdout.contains(&format!(
-            "{}: 2 documents, 2 records sent",
-            errors.join("a-good.gz").display()
-        )),
-        "{run}"
-    );
+    assert!(run.stderr.contains("3 error objects could not be read and sent nothing"), "{run}");
+    assert!(run.stdout.contains(&format!("{}: 2 documents, 2 records sent", errors.join("a-good.gz").display())), "{run}");
     // Both records travel in one call, so moto holds exactly their concatenation.
     assert_eq!(delivered(&moto).await, [good.concat()]);
 }
@@ -874,54 +486,17 @@ async fn redrive_names_unreadable_error_objects_and_sends_the_rest() {
 async fn redrive_reads_error_objects_from_s3() {
     let moto = lake_stream().await;
     let errors_store = moto.s3_store("firehose-errors", "").await;
-    let records: Vec<Vec<u8>> = (0..5)
-        .map(|i| format!("{}\n", datum(i, 0)).into_bytes())
-        .collect();
+    let records: Vec<Vec<u8>> = (0..5).map(|i| format!("{}\n", datum(i, 0)).into_bytes()).collect();
     let key = "errors/processing-failed/dt=2026-11-26/hour=07/metrics-to-lake-1.gz";
-    let object = gzip(
-        records
-            .iter()
-            .map(|r| error_document(r, false))
-            .collect::<Vec<_>>()
-            .join("\n")
-            .as_bytes(),
-    );
-    cwms_store::ObjectStore::put(
-        &errors_store,
-        key,
-        object.into(),
-        cwms_store::PutMode::Overwrite,
-    )
-    .await
-    .unwrap();
+    let object = gzip(records.iter().map(|r| error_document(r, false)).collect::<Vec<_>>().join("\n").as_bytes());
+    cwms_store::ObjectStore::put(&errors_store, key, object.into(), cwms_store::PutMode::Overwrite).await.unwrap();
 
-    let run = cwms(
-        &moto.endpoint,
-        &[
-            os("redrive"),
-            os("--errors"),
-            os("s3://firehose-errors/errors/"),
-            os("--stream"),
-            os(STREAM),
-        ],
-    )
-    .await;
+    let run = cwms(&moto.endpoint, &[os("redrive"), os("--errors"), os("s3://firehose-errors/errors/"), os("--stream"), os(STREAM)]).await;
     assert!(run.success, "{run}");
-    assert!(
-        run.stdout.contains(&format!(
-            "s3://firehose-errors/{key}: 5 documents, 5 records sent"
-        )),
-        "{run}"
-    );
+    assert!(run.stdout.contains(&format!("s3://firehose-errors/{key}: 5 documents, 5 records sent")), "{run}");
     // The five records travel in one call, so moto holds exactly their concatenation.
     assert_eq!(delivered(&moto).await, [records.concat()]);
-    assert!(
-        cwms_store::ObjectStore::get(&errors_store, key)
-            .await
-            .unwrap()
-            .is_some(),
-        "the error object stays"
-    );
+    assert!(cwms_store::ObjectStore::get(&errors_store, key).await.unwrap().is_some(), "the error object stays");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -935,32 +510,17 @@ async fn moto_firehose_quirks_are_as_documented() {
     let put = |records: Vec<&'static [u8]>| {
         let firehose = firehose.clone();
         async move {
-            let records = records
-                .into_iter()
-                .map(|r| Record::builder().data(Blob::new(r)).build().unwrap())
-                .collect();
-            firehose
-                .put_record_batch()
-                .delivery_stream_name(STREAM)
-                .set_records(Some(records))
-                .send()
-                .await
-                .unwrap()
+            let records = records.into_iter().map(|r| Record::builder().data(Blob::new(r)).build().unwrap()).collect();
+            firehose.put_record_batch().delivery_stream_name(STREAM).set_records(Some(records)).send().await.unwrap()
         }
     };
     let output = put(vec![b"a", b"b\n", b"c"]).await;
-    assert_eq!(
-        (output.failed_put_count(), output.request_responses().len()),
-        (0, 3)
-    );
+    assert_eq!((output.failed_put_count(), output.request_responses().len()), (0, 3));
     put(vec![b"d"]).await;
     // One object per call, the records concatenated as they are, not gzip although the stream
     // says GZIP, under the prefix plus YYYY/MM/DD/HH/ (the prefix is not evaluated).
     let objects = delivered_with_keys(&moto).await;
-    assert_eq!(
-        count_exact(objects.values().cloned()),
-        count_exact([b"ab\nc".to_vec(), b"d".to_vec()])
-    );
+    assert_eq!(count_exact(objects.values().cloned()), count_exact([b"ab\nc".to_vec(), b"d".to_vec()]));
     for key in objects.keys() {
         assert!(key.starts_with("raw/!{timestamp:yyyy}/2"), "{key}");
         assert!(key.contains(&format!("/{STREAM}-1-")), "{key}");
@@ -978,10 +538,7 @@ async fn moto_firehose_quirks_are_as_documented() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(
-        aws_sdk_firehose::error::ProvideErrorMetadata::code(&error),
-        Some("ResourceNotFoundException")
-    );
+    assert_eq!(aws_sdk_firehose::error::ProvideErrorMetadata::code(&error), Some("ResourceNotFoundException"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1008,11 +565,7 @@ async fn lake_stream() -> MotoServer {
         .send()
         .await
         .unwrap_or_else(|e| {
-            panic!(
-                "moto cannot create the delivery stream: {}\n{}",
-                aws_sdk_firehose::error::DisplayErrorContext(&e),
-                moto.log()
-            )
+            panic!("moto cannot create the delivery stream: {}\n{}", aws_sdk_firehose::error::DisplayErrorContext(&e), moto.log())
         });
     moto
 }
@@ -1021,25 +574,11 @@ async fn lake_stream() -> MotoServer {
 async fn delivered_with_keys(moto: &MotoServer) -> BTreeMap<String, Vec<u8>> {
     let s3 = moto.client();
     let mut objects = BTreeMap::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(LAKE_BUCKET)
-        .into_paginator()
-        .send();
+    let mut pages = s3.list_objects_v2().bucket(LAKE_BUCKET).into_paginator().send();
     while let Some(page) = pages.next().await {
         for object in page.unwrap().contents() {
             let key = object.key().unwrap().to_owned();
-            let body = s3
-                .get_object()
-                .bucket(LAKE_BUCKET)
-                .key(&key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap();
+            let body = s3.get_object().bucket(LAKE_BUCKET).key(&key).send().await.unwrap().body.collect().await.unwrap();
             objects.insert(key, body.to_vec());
         }
     }
@@ -1065,9 +604,7 @@ fn count_lines<'a>(texts: impl IntoIterator<Item = &'a [u8]>) -> BTreeMap<Vec<u8
     for text in texts {
         for line in text.split(|&b| b == b'\n') {
             if !line.iter().all(u8::is_ascii_whitespace) {
-                *counts
-                    .entry(line.strip_suffix(b"\r").unwrap_or(line).to_vec())
-                    .or_default() += 1;
+                *counts.entry(line.strip_suffix(b"\r").unwrap_or(line).to_vec()).or_default() += 1;
             }
         }
     }
@@ -1092,9 +629,7 @@ fn lines_below(dir: &Path) -> BTreeMap<Vec<u8>, usize> {
         let bytes = std::fs::read(&path).unwrap();
         let mut plain = Vec::new();
         if bytes.starts_with(&[0x1f, 0x8b]) {
-            flate2::read::MultiGzDecoder::new(bytes.as_slice())
-                .read_to_end(&mut plain)
-                .unwrap();
+            flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut plain).unwrap();
         } else {
             plain = bytes;
         }
@@ -1111,18 +646,10 @@ fn assert_lines_eq(actual: &BTreeMap<Vec<u8>, usize>, expected: &BTreeMap<Vec<u8
         return;
     }
     let show = |line: &[u8]| String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
-    let missing: Vec<String> = expected
-        .iter()
-        .filter(|(l, n)| actual.get(*l) != Some(n))
-        .take(5)
-        .map(|(l, n)| format!("{n}x {}", show(l)))
-        .collect();
-    let extra: Vec<String> = actual
-        .iter()
-        .filter(|(l, n)| expected.get(*l) != Some(n))
-        .take(5)
-        .map(|(l, n)| format!("{n}x {}", show(l)))
-        .collect();
+    let missing: Vec<String> =
+        expected.iter().filter(|(l, n)| actual.get(*l) != Some(n)).take(5).map(|(l, n)| format!("{n}x {}", show(l))).collect();
+    let extra: Vec<String> =
+        actual.iter().filter(|(l, n)| expected.get(*l) != Some(n)).take(5).map(|(l, n)| format!("{n}x {}", show(l))).collect();
     panic!(
         "delivered lines differ: {} distinct delivered, {} expected ({} and {} in all)\nexpected but not so delivered: {missing:#?}\ndelivered but not so expected: {extra:#?}",
         actual.len(),
@@ -1137,16 +664,9 @@ fn check_call_limits(calls: &[Call]) {
     assert!(!calls.is_empty());
     for (i, call) in calls.iter().enumerate() {
         let bytes: usize = call.received.iter().map(Vec::len).sum();
-        assert!(
-            call.received.len() <= MAX_CALL_RECORDS,
-            "call {i}: {} records",
-            call.received.len()
-        );
+        assert!(call.received.len() <= MAX_CALL_RECORDS, "call {i}: {} records", call.received.len());
         assert!(bytes <= MAX_CALL_BYTES, "call {i}: {bytes} bytes");
-        assert!(
-            call.received.iter().all(|r| r.len() <= MAX_RECORD_BYTES),
-            "call {i}: a record over 1,000 KiB"
-        );
+        assert!(call.received.iter().all(|r| r.len() <= MAX_RECORD_BYTES), "call {i}: a record over 1,000 KiB");
     }
 }
 
@@ -1177,11 +697,7 @@ fn datum_of_len(i: usize, len: usize) -> String {
 /// One Firehose processing-failed error document for `record`, in either spelling of the code
 /// and message fields that AWS uses.
 fn error_document(record: &[u8], capitalized: bool) -> String {
-    let (code, message) = if capitalized {
-        ("ErrorCode", "ErrorMessage")
-    } else {
-        ("errorCode", "errorMessage")
-    };
+    let (code, message) = if capitalized { ("ErrorCode", "ErrorMessage") } else { ("errorCode", "errorMessage") };
     let mut document = json!({
         "attemptsMade": 1,
         "arrivalTimestamp": 1_764_140_400_000_i64,
@@ -1219,13 +735,7 @@ struct Run {
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let cut = |s: &str| s.chars().take(4000).collect::<String>();
-        write!(
-            f,
-            "success: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.success,
-            cut(&self.stdout),
-            cut(&self.stderr)
-        )
+        write!(f, "success: {}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.success, cut(&self.stdout), cut(&self.stderr))
     }
 }
 
@@ -1241,15 +751,9 @@ async fn cwms(endpoint: &str, args: &[OsString]) -> Run {
         .env("AWS_SECRET_ACCESS_KEY", "cwms-test")
         .env("AWS_REGION", REGION)
         .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws/credentials",
-        )
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials")
         .env("AWS_EC2_METADATA_DISABLED", "true");
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("cannot run cwms");
+    let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("cannot run cwms");
     Run {
         success: output.status.success(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -1259,13 +763,7 @@ async fn cwms(endpoint: &str, args: &[OsString]) -> Run {
 
 /// Runs `cwms` for a command that needs no AWS, in `dir`'s parent with `--out dir`.
 fn cwms_offline(args: &[&str], out: &Path) -> Run {
-    let output = Command::new(built_binary("cwms"))
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .env_clear()
-        .output()
-        .expect("cannot run cwms");
+    let output = Command::new(built_binary("cwms")).args(args).arg("--out").arg(out).env_clear().output().expect("cannot run cwms");
     Run {
         success: output.status.success(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -1315,16 +813,10 @@ struct FlakyFirehose {
 }
 
 impl FlakyFirehose {
-    fn start(
-        upstream: &str,
-        plan: impl FnMut(usize, usize) -> Fault + Send + 'static,
-    ) -> FlakyFirehose {
+    fn start(upstream: &str, plan: impl FnMut(usize, usize) -> Fault + Send + 'static) -> FlakyFirehose {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(ProxyState {
-            plan: Box::new(plan),
-            calls: Vec::new(),
-        }));
+        let state = Arc::new(Mutex::new(ProxyState { plan: Box::new(plan), calls: Vec::new() }));
         let stop = Arc::new(AtomicBool::new(false));
         let upstream = upstream.to_owned();
         let (thread_state, thread_stop) = (state.clone(), stop.clone());
@@ -1338,11 +830,7 @@ impl FlakyFirehose {
                 std::thread::spawn(move || serve(connection, &upstream, &state));
             }
         });
-        FlakyFirehose {
-            endpoint,
-            state,
-            stop,
-        }
+        FlakyFirehose { endpoint, state, stop }
     }
 
     /// The `PutRecordBatch` calls so far, in arrival order.
@@ -1369,10 +857,7 @@ struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -1381,10 +866,7 @@ fn serve(connection: TcpStream, upstream: &str, state: &Mutex<ProxyState>) {
     let mut writer = connection.try_clone().unwrap();
     let mut reader = BufReader::new(connection);
     while let Some(request) = read_request(&mut reader, &mut writer) {
-        let (status, content_type, body) = if request
-            .header("x-amz-target")
-            .is_some_and(|t| t.ends_with(".PutRecordBatch"))
-        {
+        let (status, content_type, body) = if request.header("x-amz-target").is_some_and(|t| t.ends_with(".PutRecordBatch")) {
             put_record_batch(&request, upstream, state)
         } else {
             forward(&request, &request.body, upstream)
@@ -1393,11 +875,7 @@ fn serve(connection: TcpStream, upstream: &str, state: &Mutex<ProxyState>) {
             "HTTP/1.1 {status} Proxied\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nx-amzn-requestid: flaky-firehose\r\n\r\n",
             body.len()
         );
-        if writer
-            .write_all(head.as_bytes())
-            .and_then(|()| writer.write_all(&body))
-            .is_err()
-        {
+        if writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(&body)).is_err() {
             break;
         }
     }
@@ -1422,25 +900,12 @@ fn read_request(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> Op
         let (name, value) = header.split_once(':')?;
         headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
-    let mut request = Request {
-        method,
-        path,
-        headers,
-        body: Vec::new(),
-    };
-    if request
-        .header("expect")
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-    {
+    let mut request = Request { method, path, headers, body: Vec::new() };
+    if request.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
         writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").ok()?;
     }
-    assert!(
-        request.header("transfer-encoding").is_none(),
-        "the proxy reads only Content-Length bodies"
-    );
-    let length: usize = request
-        .header("content-length")
-        .map_or(Some(0), |v| v.parse().ok())?;
+    assert!(request.header("transfer-encoding").is_none(), "the proxy reads only Content-Length bodies");
+    let length: usize = request.header("content-length").map_or(Some(0), |v| v.parse().ok())?;
     request.body = vec![0; length];
     reader.read_exact(&mut request.body).ok()?;
     Some(request)
@@ -1448,99 +913,51 @@ fn read_request(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> Op
 
 /// Passes a request to moto with `body`, and returns moto's status, content type and body.
 fn forward(request: &Request, body: &[u8], upstream: &str) -> (u16, String, Vec<u8>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let url = format!("{upstream}{}", request.path);
-    let mut builder = ureq::http::Request::builder()
-        .method(request.method.as_str())
-        .uri(url);
+    let mut builder = ureq::http::Request::builder().method(request.method.as_str()).uri(url);
     for (name, value) in &request.headers {
-        if ![
-            "host",
-            "content-length",
-            "connection",
-            "expect",
-            "transfer-encoding",
-        ]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
-        {
+        if !["host", "content-length", "connection", "expect", "transfer-encoding"].iter().any(|h| name.eq_ignore_ascii_case(h)) {
             builder = builder.header(name, value);
         }
     }
-    let mut response = agent
-        .run(builder.body(body.to_vec()).unwrap())
-        .expect("moto answers");
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/x-amz-json-1.1")
-        .to_owned();
+    let mut response = agent.run(builder.body(body.to_vec()).unwrap()).expect("moto answers");
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/x-amz-json-1.1").to_owned();
     let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(64 << 20)
-        .read_to_vec()
-        .unwrap();
+    let body = response.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
     (status, content_type, body)
 }
 
 /// Applies the plan to one `PutRecordBatch` call.
-fn put_record_batch(
-    request: &Request,
-    upstream: &str,
-    state: &Mutex<ProxyState>,
-) -> (u16, String, Vec<u8>) {
+fn put_record_batch(request: &Request, upstream: &str, state: &Mutex<ProxyState>) -> (u16, String, Vec<u8>) {
     const JSON: &str = "application/x-amz-json-1.1";
     let mut call: Value = serde_json::from_slice(&request.body).expect("PutRecordBatch sends JSON");
     let records: Vec<Vec<u8>> = call["Records"]
         .as_array()
         .expect("PutRecordBatch has Records")
         .iter()
-        .map(|r| {
-            BASE64
-                .decode(r["Data"].as_str().expect("a record has Data"))
-                .expect("Data is base64")
-        })
+        .map(|r| BASE64.decode(r["Data"].as_str().expect("a record has Data")).expect("Data is base64"))
         .collect();
     // The call is numbered and recorded before it is answered, so the order is arrival order.
     let (index, fault) = {
         let mut state = state.lock().unwrap();
         let number = state.calls.len() + 1;
         let fault = (state.plan)(number, records.len());
-        state.calls.push(Call {
-            received: records.clone(),
-            forwarded: Vec::new(),
-        });
+        state.calls.push(Call { received: records.clone(), forwarded: Vec::new() });
         (number - 1, fault)
     };
     let refused: Vec<usize> = match fault {
         Fault::Pass => Vec::new(),
         Fault::FailEntries(entries) => entries,
         Fault::Reject { status, code } => {
-            let body =
-                json!({"__type": code, "message": "Rate exceeded (flaky-firehose)"}).to_string();
+            let body = json!({"__type": code, "message": "Rate exceeded (flaky-firehose)"}).to_string();
             return (status, JSON.to_owned(), body.into_bytes());
         }
     };
-    let kept: Vec<Value> = call["Records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !refused.contains(i))
-        .map(|(_, r)| r.clone())
-        .collect();
-    let forwarded: Vec<Vec<u8>> = records
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !refused.contains(i))
-        .map(|(_, r)| r.clone())
-        .collect();
+    let kept: Vec<Value> =
+        call["Records"].as_array().unwrap().iter().enumerate().filter(|(i, _)| !refused.contains(i)).map(|(_, r)| r.clone()).collect();
+    let forwarded: Vec<Vec<u8>> = records.iter().enumerate().filter(|(i, _)| !refused.contains(i)).map(|(_, r)| r.clone()).collect();
     let mut accepted = Vec::new();
     if !kept.is_empty() {
         call["Records"] = Value::Array(kept);
@@ -1550,11 +967,7 @@ fn put_record_batch(
         }
         let answer: Value = serde_json::from_slice(&body).unwrap();
         accepted = answer["RequestResponses"].as_array().unwrap().clone();
-        assert_eq!(
-            accepted.len(),
-            forwarded.len(),
-            "moto answers one entry per record"
-        );
+        assert_eq!(accepted.len(), forwarded.len(), "moto answers one entry per record");
     }
     state.lock().unwrap().calls[index].forwarded = forwarded;
     let mut accepted = accepted.into_iter();
@@ -1567,7 +980,6 @@ fn put_record_batch(
             }
         })
         .collect();
-    let answer =
-        json!({"FailedPutCount": refused.len(), "Encrypted": false, "RequestResponses": responses});
+    let answer = json!({"FailedPutCount": refused.len(), "Encrypted": false, "RequestResponses": responses});
     (200, JSON.to_owned(), answer.to_string().into_bytes())
 }

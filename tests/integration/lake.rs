@@ -6,13 +6,12 @@
 use std::path::Path;
 use std::process::Output;
 
-use futures::StreamExt;
 use aws_sdk_glue::types::{Column, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput};
-use cwms_tests::util::{cwms, describe, lake_files, python};
 use cwms_tests::servers::{ACCESS_KEY, MotoServer, REGION, S3Server, SECRET_KEY, sdk_config};
+use cwms_tests::util::{cwms, describe, lake_files, python};
+use futures::StreamExt;
 
 const START: &str = "2026-01-15T09:30:00Z";
-
 
 /// Generates a Firehose-like raw zone (no transform: malformed records land in raw objects).
 fn generate_raw(bucket: &Path, series: u32, minutes: u32, extra: &[&str]) {
@@ -83,7 +82,12 @@ async fn s3_lake_is_byte_identical_to_the_folder_lake() {
     let endpoint = server.endpoint.clone();
     let (raw_url, lake_url) = (format!("s3://{}/raw", server.bucket), format!("s3://{}/lake", server.bucket));
     let output = tokio::task::spawn_blocking(move || {
-        let env = [("AWS_ENDPOINT_URL", endpoint.as_str()), ("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY), ("AWS_REGION", REGION)];
+        let env = [
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_REGION", REGION),
+        ];
         cwms(&["compact", "--raw", &raw_url, "--lake", &lake_url], &env)
     })
     .await
@@ -180,7 +184,18 @@ async fn compact_with_glue(endpoint: &str) -> Output {
     let endpoint = endpoint.to_owned();
     tokio::task::spawn_blocking(move || {
         cwms(
-            &["compact", "--raw", "s3://lake-bucket/raw", "--lake", "s3://lake-bucket/lake", "--glue-database", "cwms", "--glue-table-prefix", "t_", "--json"],
+            &[
+                "compact",
+                "--raw",
+                "s3://lake-bucket/raw",
+                "--lake",
+                "s3://lake-bucket/lake",
+                "--glue-database",
+                "cwms",
+                "--glue-table-prefix",
+                "t_",
+                "--json",
+            ],
             &[("AWS_ENDPOINT_URL", &endpoint), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x"), ("AWS_REGION", REGION)],
         )
     })
@@ -195,7 +210,26 @@ async fn compaction_lists_more_than_a_thousand_raw_objects_on_s3() {
     let server = S3Server::start().await;
     let dir = tempfile::tempdir().unwrap();
     let ndjson = dir.path().join("datums.ndjson");
-    let generated = cwms(&["generate", "--format", "ndjson", "--series", "44", "--minutes", "25", "--start", START, "--duplicates", "0", "--late", "0", "--out", ndjson.to_str().unwrap()], &[]);
+    let generated = cwms(
+        &[
+            "generate",
+            "--format",
+            "ndjson",
+            "--series",
+            "44",
+            "--minutes",
+            "25",
+            "--start",
+            START,
+            "--duplicates",
+            "0",
+            "--late",
+            "0",
+            "--out",
+            ndjson.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(generated.status.success(), "{}", describe(&generated));
     let lines: Vec<String> = std::fs::read_to_string(&ndjson).unwrap().lines().map(|l| format!("{l}\n")).collect();
     assert_eq!(lines.len(), 1100);
@@ -214,14 +248,23 @@ async fn compaction_lists_more_than_a_thousand_raw_objects_on_s3() {
     let endpoint = server.endpoint.clone();
     let bucket = server.bucket.clone();
     let output = tokio::task::spawn_blocking(move || {
-        let env = [("AWS_ENDPOINT_URL", endpoint.as_str()), ("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY), ("AWS_REGION", REGION)];
+        let env = [
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_REGION", REGION),
+        ];
         cwms(&["compact", "--raw", &format!("s3://{bucket}/raw"), "--lake", &format!("s3://{bucket}/lake"), "--json"], &env)
     })
     .await
     .unwrap();
     assert!(output.status.success(), "{}", describe(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!((report["objects_listed"].as_u64(), report["objects_read"].as_u64(), report["datums"].as_u64()), (Some(1100), Some(1100), Some(1100)), "{report}");
+    assert_eq!(
+        (report["objects_listed"].as_u64(), report["objects_read"].as_u64(), report["datums"].as_u64()),
+        (Some(1100), Some(1100), Some(1100)),
+        "{report}"
+    );
     let summary = check_lake(&raw, &server.root.join(&server.bucket).join("lake"), 0);
     assert!(summary.contains("1100 minute rows"), "{summary}");
 }

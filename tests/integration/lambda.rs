@@ -8,9 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use cwms_tests::lambda_emulator::{
-    Bootstrap, FUNCTION_NAME, LambdaEmulator, TransformLambda, built_binary,
-};
+use cwms_tests::lambda_emulator::{Bootstrap, FUNCTION_NAME, LambdaEmulator, TransformLambda, built_binary};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
@@ -20,14 +18,7 @@ const T0: i64 = 1_710_068_280_000;
 const MINUTE: i64 = 60_000;
 
 /// One metric-stream datum as CloudWatch writes it (every number a float, as CloudWatch does).
-fn datum(
-    namespace: &str,
-    metric: &str,
-    dimensions: Value,
-    timestamp_ms: i64,
-    stats: Value,
-    unit: &str,
-) -> Value {
+fn datum(namespace: &str, metric: &str, dimensions: Value, timestamp_ms: i64, stats: Value, unit: &str) -> Value {
     json!({
         "metric_stream_name": "cwms-test-stream",
         "account_id": "123456789012",
@@ -46,11 +37,7 @@ fn stats(count: f64, sum: f64, max: f64, min: f64) -> Value {
 }
 
 fn lines(datums: &[&Value]) -> String {
-    datums
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    datums.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -95,14 +82,7 @@ fn realistic_cases() -> Vec<Case> {
         json!({"count": 5.0, "sum": 212.5, "max": 61.25, "min": 30.0, "p99": 60.9, "p99.9": 61.2, "TM(25%:75%)": 41.75}),
         "Percent",
     );
-    let disk = datum(
-        "AWS/EC2",
-        "DiskWriteOps",
-        json!({"InstanceId": "i-123456789012"}),
-        T0,
-        stats(3.0, 20.0, 18.0, 0.0),
-        "Count",
-    );
+    let disk = datum("AWS/EC2", "DiskWriteOps", json!({"InstanceId": "i-123456789012"}), T0, stats(3.0, 20.0, 18.0, 0.0), "Count");
     let elb = datum(
         "AWS/ApplicationELB",
         "TargetResponseTime",
@@ -120,49 +100,14 @@ fn realistic_cases() -> Vec<Case> {
         "Count",
     );
     let custom: Vec<Value> = (0..3)
-        .map(|i| {
-            datum(
-                "Custom/Checkout",
-                "Latency",
-                json!({}),
-                T0 + i * MINUTE,
-                stats(10.0, 12.5 + i as f64, 4.0, 0.25),
-                "Milliseconds",
-            )
-        })
+        .map(|i| datum("Custom/Checkout", "Latency", json!({}), T0 + i * MINUTE, stats(10.0, 12.5 + i as f64, 4.0, 0.25), "Milliseconds"))
         .collect();
-    let queue_a = datum(
-        "AWS/SQS",
-        "ApproximateNumberOfMessagesVisible",
-        json!({"QueueName": "orders"}),
-        T0,
-        stats(1.0, 7.0, 7.0, 7.0),
-        "Count",
-    );
-    let queue_b = datum(
-        "AWS/SQS",
-        "NumberOfMessagesSent",
-        json!({"QueueName": "orders"}),
-        T0,
-        stats(1.0, 9.0, 9.0, 9.0),
-        "Count",
-    );
-    let lambda_a = datum(
-        "AWS/Lambda",
-        "Duration",
-        json!({"FunctionName": "api"}),
-        T0 + MINUTE,
-        stats(4.0, 40.0, 20.0, 5.0),
-        "Milliseconds",
-    );
-    let lambda_b = datum(
-        "AWS/Lambda",
-        "Errors",
-        json!({"FunctionName": "api"}),
-        T0 + MINUTE,
-        stats(4.0, 0.0, 0.0, 0.0),
-        "Count",
-    );
+    let queue_a =
+        datum("AWS/SQS", "ApproximateNumberOfMessagesVisible", json!({"QueueName": "orders"}), T0, stats(1.0, 7.0, 7.0, 7.0), "Count");
+    let queue_b = datum("AWS/SQS", "NumberOfMessagesSent", json!({"QueueName": "orders"}), T0, stats(1.0, 9.0, 9.0, 9.0), "Count");
+    let lambda_a =
+        datum("AWS/Lambda", "Duration", json!({"FunctionName": "api"}), T0 + MINUTE, stats(4.0, 40.0, 20.0, 5.0), "Milliseconds");
+    let lambda_b = datum("AWS/Lambda", "Errors", json!({"FunctionName": "api"}), T0 + MINUTE, stats(4.0, 0.0, 0.0, 0.0), "Count");
     let mut wrong_type = disk.clone();
     wrong_type["timestamp"] = json!("2024-03-10T10:58:00Z");
 
@@ -170,51 +115,26 @@ fn realistic_cases() -> Vec<Case> {
         Case {
             id: "ok-plain",
             raw: Some(lines(&[&cpu, &disk, &elb, &elb_later]).into_bytes()),
-            expected: Expected::Ok(vec![
-                cpu.clone(),
-                disk.clone(),
-                elb.clone(),
-                elb_later.clone(),
-            ]),
+            expected: Expected::Ok(vec![cpu.clone(), disk.clone(), elb.clone(), elb_later.clone()]),
         },
         Case {
             id: "ok-gzip",
-            raw: Some(gzip(
-                format!("{}\n", lines(&custom.iter().collect::<Vec<_>>())).as_bytes(),
-            )),
+            raw: Some(gzip(format!("{}\n", lines(&custom.iter().collect::<Vec<_>>())).as_bytes())),
             expected: Expected::Ok(custom.clone()),
         },
         Case {
             id: "failed-bad-line",
-            raw: Some(
-                format!(
-                    "{}\n{{\"namespace\":\"AWS/EC2\",\"metric_name\":\n{}\n",
-                    cpu, disk
-                )
-                .into_bytes(),
-            ),
+            raw: Some(format!("{}\n{{\"namespace\":\"AWS/EC2\",\"metric_name\":\n{}\n", cpu, disk).into_bytes()),
             expected: Expected::Failed,
         },
-        Case {
-            id: "failed-bad-base64",
-            raw: None,
-            expected: Expected::Failed,
-        },
+        Case { id: "failed-bad-base64", raw: None, expected: Expected::Failed },
         Case {
             id: "ok-duplicates",
             raw: Some(lines(&[&queue_a, &queue_b, &queue_a, &queue_a]).into_bytes()),
             expected: Expected::Ok(vec![queue_a.clone(), queue_b.clone()]),
         },
-        Case {
-            id: "dropped-blank",
-            raw: Some(b"\n\n".to_vec()),
-            expected: Expected::Dropped,
-        },
-        Case {
-            id: "failed-wrong-type",
-            raw: Some(lines(&[&disk, &wrong_type]).into_bytes()),
-            expected: Expected::Failed,
-        },
+        Case { id: "dropped-blank", raw: Some(b"\n\n".to_vec()), expected: Expected::Dropped },
+        Case { id: "failed-wrong-type", raw: Some(lines(&[&disk, &wrong_type]).into_bytes()), expected: Expected::Failed },
         Case {
             id: "ok-lambda",
             raw: Some(lines(&[&lambda_a, &lambda_b]).into_bytes()),
@@ -249,39 +169,23 @@ fn event(cases: &[Case]) -> Value {
 /// for `Ok`, exactly the expected datums (parsed, so field order does not matter), each line
 /// ending in `\n`. Returns the total bytes of the `Ok` records' decoded data.
 fn check_response(response: &Value, cases: &[Case]) -> u64 {
-    let records = response["records"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no records in {response}"));
-    let ids: Vec<&str> = records
-        .iter()
-        .map(|r| r["recordId"].as_str().unwrap_or("<none>"))
-        .collect();
+    let records = response["records"].as_array().unwrap_or_else(|| panic!("no records in {response}"));
+    let ids: Vec<&str> = records.iter().map(|r| r["recordId"].as_str().unwrap_or("<none>")).collect();
     let expected_ids: Vec<&str> = cases.iter().map(|c| c.id).collect();
     assert_eq!(ids, expected_ids, "record ids and order");
     let mut bytes_out = 0;
     for (record, case) in records.iter().zip(cases) {
         let result = record["result"].as_str().unwrap_or("<none>");
         let keys = &record["metadata"]["partitionKeys"];
-        assert!(
-            keys["dt"].is_string() && keys["hour"].is_string(),
-            "{}: partition keys missing: {record}",
-            case.id
-        );
+        assert!(keys["dt"].is_string() && keys["hour"].is_string(), "{}: partition keys missing: {record}", case.id);
         match &case.expected {
             Expected::Ok(datums) => {
                 assert_eq!(result, "Ok", "{}: {record}", case.id);
                 let data = BASE64.decode(record["data"].as_str().unwrap()).unwrap();
                 bytes_out += data.len() as u64;
                 let text = String::from_utf8(data).unwrap();
-                assert!(
-                    text.ends_with('\n'),
-                    "{}: the last line has no newline: {text:?}",
-                    case.id
-                );
-                let got: Vec<Value> = text
-                    .lines()
-                    .map(|line| serde_json::from_str(line).unwrap())
-                    .collect();
+                assert!(text.ends_with('\n'), "{}: the last line has no newline: {text:?}", case.id);
+                let got: Vec<Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
                 assert_eq!(&got, datums, "{}: datums", case.id);
             }
             Expected::Dropped => assert_eq!(result, "Dropped", "{}: {record}", case.id),
@@ -297,11 +201,7 @@ fn cwms(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
         .args(args)
         .env_clear()
         .envs(env.iter().copied())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -314,22 +214,10 @@ fn cwms(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
 
 /// `cwms transform --event FILE`'s response, parsed; it must exit 0.
 fn cli_response(event_file: &Path, env: &[(&str, &str)]) -> Value {
-    let output = cwms(
-        &["transform", "--event", event_file.to_str().unwrap()],
-        env,
-        None,
-    );
-    assert!(
-        output.status.success(),
-        "cwms transform failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
-        panic!(
-            "cwms transform printed no JSON ({err}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
+    let output = cwms(&["transform", "--event", event_file.to_str().unwrap()], env, None);
+    assert!(output.status.success(), "cwms transform failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("cwms transform printed no JSON ({err}): {}", String::from_utf8_lossy(&output.stdout)))
 }
 
 fn write_event(dir: &Path, event: &Value) -> std::path::PathBuf {
@@ -347,10 +235,7 @@ fn check_lambda_matches_cli(env: &[(&str, &str)], cases: &[Case]) {
     let mut lambda = TransformLambda::start(env);
     let from_lambda = lambda.invoke_json(&event);
     let from_cli = cli_response(&event_file, env);
-    assert_eq!(
-        from_lambda, from_cli,
-        "the Lambda and `cwms transform` disagree"
-    );
+    assert_eq!(from_lambda, from_cli, "the Lambda and `cwms transform` disagree");
     check_response(&from_lambda, cases);
 }
 
@@ -361,10 +246,7 @@ fn lambda_under_the_emulator_answers_like_cwms_transform() {
     // The record spanning 10:58..11:01 is partitioned by its earliest datum.
     let dir = tempfile::tempdir().unwrap();
     let response = cli_response(&write_event(dir.path(), &event(&cases)), &[]);
-    assert_eq!(
-        response["records"][0]["metadata"]["partitionKeys"],
-        json!({"dt": "2024-03-10", "hour": "10"})
-    );
+    assert_eq!(response["records"][0]["metadata"]["partitionKeys"], json!({"dt": "2024-03-10", "hour": "10"}));
 }
 
 #[test]
@@ -381,10 +263,7 @@ fn lambda_and_cwms_transform_apply_the_same_filters() {
             }
         }
     }
-    check_lambda_matches_cli(
-        &[("CWMS_EXCLUDE_NAMESPACES", "AWS/Lambda, AWS/ApplicationELB")],
-        &cases,
-    );
+    check_lambda_matches_cli(&[("CWMS_EXCLUDE_NAMESPACES", "AWS/Lambda, AWS/ApplicationELB")], &cases);
 }
 
 /// The stdout lines of a bootstrap, each parsed (with `AWS_LAMBDA_LOG_FORMAT=JSON` every line
@@ -394,10 +273,7 @@ fn json_lines(bootstrap: &Bootstrap) -> Vec<Value> {
     stdout
         .lines()
         .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            serde_json::from_str(line)
-                .unwrap_or_else(|err| panic!("a stdout line is not JSON ({err}): {line}\n{stdout}"))
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("a stdout line is not JSON ({err}): {line}\n{stdout}")))
         .collect()
 }
 
@@ -406,26 +282,12 @@ fn check_emf(doc: &Value, expected: &[(&str, f64)]) {
     assert_eq!(directive["Namespace"], "cwms", "{doc}");
     assert_eq!(directive["Dimensions"], json!([["FunctionName"]]), "{doc}");
     assert_eq!(doc["FunctionName"], FUNCTION_NAME, "{doc}");
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
     let timestamp = doc["_aws"]["Timestamp"].as_i64().unwrap_or(0);
-    assert!(
-        (now_ms - 600_000..=now_ms).contains(&timestamp),
-        "EMF timestamp {timestamp} is not about now ({now_ms}): {doc}"
-    );
-    let declared: Vec<&str> = directive["Metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["Name"].as_str().unwrap())
-        .collect();
+    assert!((now_ms - 600_000..=now_ms).contains(&timestamp), "EMF timestamp {timestamp} is not about now ({now_ms}): {doc}");
+    let declared: Vec<&str> = directive["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
     for name in &declared {
-        assert!(
-            doc[name].is_number(),
-            "{name} is declared but has no value: {doc}"
-        );
+        assert!(doc[name].is_number(), "{name} is declared but has no value: {doc}");
     }
     for (name, value) in expected {
         assert!(declared.contains(name), "{name} is not declared: {doc}");
@@ -445,24 +307,10 @@ fn bootstrap_writes_one_emf_document_per_invocation_and_logs_each_failed_record(
         "Bytes",
     );
     let small = vec![
-        Case {
-            id: "small-ok",
-            raw: Some(bucket_size.to_string().into_bytes()),
-            expected: Expected::Ok(vec![bucket_size]),
-        },
-        Case {
-            id: "small-bad-base64",
-            raw: None,
-            expected: Expected::Failed,
-        },
+        Case { id: "small-ok", raw: Some(bucket_size.to_string().into_bytes()), expected: Expected::Ok(vec![bucket_size]) },
+        Case { id: "small-bad-base64", raw: None, expected: Expected::Failed },
     ];
-    let bytes_in = |cases: &[Case]| {
-        cases
-            .iter()
-            .filter_map(|c| c.raw.as_ref())
-            .map(|raw| raw.len() as f64)
-            .sum::<f64>()
-    };
+    let bytes_in = |cases: &[Case]| cases.iter().filter_map(|c| c.raw.as_ref()).map(|raw| raw.len() as f64).sum::<f64>();
 
     let mut lambda = TransformLambda::start(&[]);
     let first = lambda.invoke_json(&event(&cases));
@@ -471,16 +319,8 @@ fn bootstrap_writes_one_emf_document_per_invocation_and_logs_each_failed_record(
     let second_bytes_out = check_response(&second, &small);
 
     let lines = json_lines(&lambda.bootstrap);
-    let emf: Vec<&Value> = lines
-        .iter()
-        .filter(|line| line.get("_aws").is_some())
-        .collect();
-    assert_eq!(
-        emf.len(),
-        2,
-        "one EMF document per invocation:\n{}",
-        lambda.bootstrap.output()
-    );
+    let emf: Vec<&Value> = lines.iter().filter(|line| line.get("_aws").is_some()).collect();
+    assert_eq!(emf.len(), 2, "one EMF document per invocation:\n{}", lambda.bootstrap.output());
     check_emf(
         emf[0],
         &[
@@ -509,43 +349,20 @@ fn bootstrap_writes_one_emf_document_per_invocation_and_logs_each_failed_record(
     );
 
     // One structured line per batch, and one per failed record naming it and why.
-    let message = |line: &Value| {
-        line["fields"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let batches: Vec<&Value> = lines
-        .iter()
-        .filter(|line| message(line) == "batch transformed")
-        .collect();
+    let message = |line: &Value| line["fields"]["message"].as_str().unwrap_or_default().to_owned();
+    let batches: Vec<&Value> = lines.iter().filter(|line| message(line) == "batch transformed").collect();
     assert_eq!(batches.len(), 2, "{}", lambda.bootstrap.output());
-    assert_eq!(
-        (
-            batches[0]["fields"]["records_failed"].as_u64(),
-            batches[1]["fields"]["records_failed"].as_u64()
-        ),
-        (Some(3), Some(1))
-    );
+    assert_eq!((batches[0]["fields"]["records_failed"].as_u64(), batches[1]["fields"]["records_failed"].as_u64()), (Some(3), Some(1)));
     let failed: Vec<(String, String, String)> = lines
         .iter()
         .filter(|line| message(line) == "record failed")
         .map(|line| {
             let field = |name: &str| line["fields"][name].as_str().unwrap_or_default().to_owned();
-            (
-                field("record_id"),
-                field("reason"),
-                line["level"].as_str().unwrap_or_default().to_owned(),
-            )
+            (field("record_id"), field("reason"), line["level"].as_str().unwrap_or_default().to_owned())
         })
         .collect();
     let ids: Vec<&str> = failed.iter().map(|(id, _, _)| id.as_str()).collect();
-    assert_eq!(
-        ids,
-        [&REALISTIC_FAILED[..], &["small-bad-base64"]].concat(),
-        "{}",
-        lambda.bootstrap.output()
-    );
+    assert_eq!(ids, [&REALISTIC_FAILED[..], &["small-bad-base64"]].concat(), "{}", lambda.bootstrap.output());
     for (id, reason, level) in &failed {
         assert_eq!(level, "WARN", "{id}");
         let cause = match id.as_str() {
@@ -553,10 +370,7 @@ fn bootstrap_writes_one_emf_document_per_invocation_and_logs_each_failed_record(
             "failed-wrong-type" => "timestamp",
             _ => "base64",
         };
-        assert!(
-            reason.contains(cause),
-            "the reason for {id} does not name {cause:?}: {reason}"
-        );
+        assert!(reason.contains(cause), "the reason for {id} does not name {cause:?}: {reason}");
     }
 }
 
@@ -567,17 +381,8 @@ fn check_cold_start_fails(setting: (&str, &str), message: &str) {
     let mut bootstrap = Bootstrap::start(&emulator, &built_binary("cwms-transform"), &[setting]);
     let status = bootstrap
         .wait_for_exit(Duration::from_secs(60))
-        .unwrap_or_else(|| {
-            panic!(
-                "the bootstrap is still running with {setting:?}\n{}",
-                bootstrap.output()
-            )
-        });
-    assert!(
-        !status.success(),
-        "the bootstrap exited successfully with {setting:?}\n{}",
-        bootstrap.output()
-    );
+        .unwrap_or_else(|| panic!("the bootstrap is still running with {setting:?}\n{}", bootstrap.output()));
+    assert!(!status.success(), "the bootstrap exited successfully with {setting:?}\n{}", bootstrap.output());
     // The message may be plain text (stderr) or a field of a JSON log line (stdout), where its
     // quotes are escaped: look in both.
     let output = bootstrap.output();
@@ -587,10 +392,7 @@ fn check_cold_start_fails(setting: (&str, &str), message: &str) {
             collect_strings(&value, &mut texts);
         }
     }
-    assert!(
-        texts.iter().any(|text| text.contains(message)),
-        "the cold-start failure does not say {message:?}:\n{output}"
-    );
+    assert!(texts.iter().any(|text| text.contains(message)), "the cold-start failure does not say {message:?}:\n{output}");
 }
 
 fn collect_strings(value: &Value, out: &mut Vec<String>) {
@@ -604,10 +406,7 @@ fn collect_strings(value: &Value, out: &mut Vec<String>) {
 
 #[test]
 fn an_unknown_setting_fails_the_cold_start_with_a_clear_message() {
-    check_cold_start_fails(
-        ("CWMS_INCLUDE_NAMESPACE", "x"),
-        "unknown setting CWMS_INCLUDE_NAMESPACE (known: CWMS_INCLUDE_NAMESPACES, ",
-    );
+    check_cold_start_fails(("CWMS_INCLUDE_NAMESPACE", "x"), "unknown setting CWMS_INCLUDE_NAMESPACE (known: CWMS_INCLUDE_NAMESPACES, ");
 }
 
 #[test]
@@ -624,114 +423,49 @@ fn cwms_transform_exits_zero_for_a_readable_event_with_bad_records() {
     let dir = tempfile::tempdir().unwrap();
     let event = event(&cases);
     let event_file = write_event(dir.path(), &event);
-    let output = cwms(
-        &[
-            "transform",
-            "--event",
-            event_file.to_str().unwrap(),
-            "--stats",
-        ],
-        &[],
-        None,
-    );
+    let output = cwms(&["transform", "--event", event_file.to_str().unwrap(), "--stats"], &[], None);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}: {stderr}",
-        output.status.code()
-    );
+    assert!(output.status.success(), "exit {:?}: {stderr}", output.status.code());
     check_response(&serde_json::from_slice(&output.stdout).unwrap(), &cases);
-    assert!(
-        stderr.contains("records: 8 in, 4 ok, 1 dropped, 3 failed"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("records: 8 in, 4 ok, 1 dropped, 3 failed"), "{stderr}");
     for id in REALISTIC_FAILED {
-        assert!(
-            stderr.contains(&format!("failed record {id}: ")),
-            "{id} is not named: {stderr}"
-        );
+        assert!(stderr.contains(&format!("failed record {id}: ")), "{id} is not named: {stderr}");
     }
     // The same event on standard input gives the same response.
-    let piped = cwms(
-        &["transform", "--event", "-"],
-        &[],
-        Some(event.to_string().as_bytes()),
-    );
-    assert!(
-        piped.status.success(),
-        "{}",
-        String::from_utf8_lossy(&piped.stderr)
-    );
-    assert_eq!(
-        serde_json::from_slice::<Value>(&piped.stdout).unwrap(),
-        serde_json::from_slice::<Value>(&output.stdout).unwrap()
-    );
+    let piped = cwms(&["transform", "--event", "-"], &[], Some(event.to_string().as_bytes()));
+    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&piped.stdout).unwrap(), serde_json::from_slice::<Value>(&output.stdout).unwrap());
 }
 
 #[test]
 fn cwms_transform_fails_clearly_for_a_missing_event_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-event.json");
-    let output = cwms(
-        &["transform", "--event", missing.to_str().unwrap()],
-        &[],
-        None,
-    );
+    let output = cwms(&["transform", "--event", missing.to_str().unwrap()], &[], None);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "exit 0 for a missing file: {stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("reading event file {}", missing.display())),
-        "{stderr}"
-    );
+    assert!(!output.status.success(), "exit 0 for a missing file: {stderr}");
+    assert!(stderr.contains(&format!("reading event file {}", missing.display())), "{stderr}");
     assert!(stderr.contains("No such file"), "{stderr}");
-    assert!(
-        output.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    assert!(output.stdout.is_empty(), "{}", String::from_utf8_lossy(&output.stdout));
 }
 
 #[test]
 fn cwms_transform_fails_clearly_for_a_file_that_is_not_an_event() {
     let dir = tempfile::tempdir().unwrap();
     for (name, content, detail) in [
-        (
-            "object.json",
-            r#"{"hello": "world"}"#,
-            "missing field `records`",
-        ),
+        ("object.json", r#"{"hello": "world"}"#, "missing field `records`"),
         ("array.json", "[1, 2, 3]", "invalid type"),
         ("text.json", "<html>not JSON</html>", "expected value"),
         ("empty.json", "", "EOF"),
-        (
-            "bad-record.json",
-            r#"{"records": [{"data": "eA=="}]}"#,
-            "missing field `recordId`",
-        ),
+        ("bad-record.json", r#"{"records": [{"data": "eA=="}]}"#, "missing field `recordId`"),
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, content).unwrap();
         let output = cwms(&["transform", "--event", path.to_str().unwrap()], &[], None);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{name}: exit 0: {stderr}");
-        assert!(
-            stderr.contains(&format!(
-                "{} is not a Firehose transformation event",
-                path.display()
-            )),
-            "{name}: {stderr}"
-        );
-        assert!(
-            stderr.contains(detail),
-            "{name}: the message does not say {detail:?}: {stderr}"
-        );
-        assert!(
-            output.stdout.is_empty(),
-            "{name}: {}",
-            String::from_utf8_lossy(&output.stdout)
-        );
+        assert!(stderr.contains(&format!("{} is not a Firehose transformation event", path.display())), "{name}: {stderr}");
+        assert!(stderr.contains(detail), "{name}: the message does not say {detail:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{name}: {}", String::from_utf8_lossy(&output.stdout));
     }
 }

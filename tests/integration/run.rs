@@ -30,7 +30,8 @@ fn error_documents(dir: &Path) -> Vec<serde_json::Value> {
 fn run_makes_a_lake_with_exactly_the_generated_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let output = cwms(&["run", "--out", out.to_str().unwrap(), "--series", "60", "--minutes", "45", "--start", START, "--malformed", "0.05"]);
+    let output =
+        cwms(&["run", "--out", out.to_str().unwrap(), "--series", "60", "--minutes", "45", "--start", START, "--malformed", "0.05"]);
     assert!(output.status.success(), "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("60 series x 45 minutes = 2700 datums"), "{stdout}");
@@ -40,9 +41,26 @@ fn run_makes_a_lake_with_exactly_the_generated_numbers() {
     let truth = dir.path().join("truth");
     std::fs::create_dir(&truth).unwrap();
     let ndjson = truth.join("datums.ndjson");
-    let generated = cwms(&["generate", "--format", "ndjson", "--series", "60", "--minutes", "45", "--start", START, "--duplicates", "0", "--late", "0", "--out", ndjson.to_str().unwrap()]);
+    let generated = cwms(&[
+        "generate",
+        "--format",
+        "ndjson",
+        "--series",
+        "60",
+        "--minutes",
+        "45",
+        "--start",
+        START,
+        "--duplicates",
+        "0",
+        "--late",
+        "0",
+        "--out",
+        ndjson.to_str().unwrap(),
+    ]);
     assert!(generated.status.success(), "{}", describe(&generated));
-    let summary = python("tests/python/check_lake.py", &[truth.to_str().unwrap(), out.join("lake").to_str().unwrap(), "--expect-failed", "0"]);
+    let summary =
+        python("tests/python/check_lake.py", &[truth.to_str().unwrap(), out.join("lake").to_str().unwrap(), "--expect-failed", "0"]);
     assert!(summary.contains("2700 minute rows"), "{summary}");
 
     // Every malformed record is in errors/, with its original bytes, and none decodes.
@@ -68,7 +86,8 @@ fn run_makes_a_lake_with_exactly_the_generated_numbers() {
     assert!(cookbook.lines().any(|l| l.contains(" passed, 0 failed")), "{cookbook}");
 
     // Running again in the same folder converges: nothing new, same lake.
-    let again = cwms(&["run", "--out", out.to_str().unwrap(), "--series", "60", "--minutes", "45", "--start", START, "--malformed", "0.05"]);
+    let again =
+        cwms(&["run", "--out", out.to_str().unwrap(), "--series", "60", "--minutes", "45", "--start", START, "--malformed", "0.05"]);
     assert!(again.status.success(), "{}", describe(&again));
 }
 

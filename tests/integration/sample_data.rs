@@ -12,11 +12,7 @@ use cwms_tests::util::files;
 fn sample_data_is_what_cwms_generates() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(repo.join("scripts/make-sample-data"))
-        .arg(built_binary("cwms"))
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let output = Command::new(repo.join("scripts/make-sample-data")).arg(built_binary("cwms")).arg(dir.path()).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let (made, committed) = (files(dir.path()), files(&repo.join("sample-data")));
     let committed: BTreeMap<String, Vec<u8>> = committed.into_iter().filter(|(k, _)| k != "README.md").collect();

@@ -8,10 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 const MIB: usize = 1024 * 1024;
 
 async fn put(store: &S3Store, key: &str, bytes: impl Into<Bytes>, mode: PutMode) -> PutOutcome {
-    store
-        .put(key, bytes.into(), mode)
-        .await
-        .unwrap_or_else(|err| panic!("{err:#?}"))
+    store.put(key, bytes.into(), mode).await.unwrap_or_else(|err| panic!("{err:#?}"))
 }
 
 fn written_etag(outcome: PutOutcome) -> String {
@@ -22,10 +19,7 @@ fn written_etag(outcome: PutOutcome) -> String {
 }
 
 async fn content(store: &S3Store, key: &str) -> Option<Bytes> {
-    let object = store
-        .get(key)
-        .await
-        .unwrap_or_else(|err| panic!("{err:#?}"));
+    let object = store.get(key).await.unwrap_or_else(|err| panic!("{err:#?}"));
     object.map(|object| object.bytes)
 }
 
@@ -61,10 +55,7 @@ async fn s3s_fs_put_get_list_round_trip() {
     ];
     for (i, key) in keys.iter().enumerate() {
         let outcome = put(&store, key, format!("object {i}"), PutMode::Overwrite).await;
-        assert!(
-            matches!(outcome, PutOutcome::Written { etag: Some(_) }),
-            "{outcome:?}"
-        );
+        assert!(matches!(outcome, PutOutcome::Written { etag: Some(_) }), "{outcome:?}");
     }
 
     for (i, key) in keys.iter().enumerate() {
@@ -89,18 +80,12 @@ async fn s3s_fs_put_get_list_round_trip() {
 
     // The store's prefix is a real key prefix in the bucket: the objects are files under it,
     // and a store on the whole bucket sees them with the prefix.
-    assert_eq!(
-        std::fs::read(server.object_path("lake/_cwms/checkpoint.json")).unwrap(),
-        b"object 3"
-    );
+    assert_eq!(std::fs::read(server.object_path("lake/_cwms/checkpoint.json")).unwrap(), b"object 3");
     let whole_bucket = server.store("");
     let listed: Vec<_> = whole_bucket.list("lake/_cwms/").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].key, "lake/_cwms/checkpoint.json");
-    assert_eq!(
-        store.describe("x/y"),
-        format!("s3://{}/lake/x/y", server.bucket)
-    );
+    assert_eq!(store.describe("x/y"), format!("s3://{}/lake/x/y", server.bucket));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,17 +103,11 @@ async fn s3s_fs_list_follows_pagination_beyond_1000_objects() {
     const COUNT: usize = 1_100;
     let server = S3Server::start().await;
     let store = server.store("raw");
-    let keys: Vec<String> = (0..COUNT)
-        .map(|i| format!("2026/11/26/{:02}/object-{i:05}", i % 24))
-        .collect();
+    let keys: Vec<String> = (0..COUNT).map(|i| format!("2026/11/26/{:02}/object-{i:05}", i % 24)).collect();
     futures::stream::iter(&keys)
         .map(|key| {
             let store = &store;
-            async move {
-                store
-                    .put(key, Bytes::from(key.clone()), PutMode::Overwrite)
-                    .await
-            }
+            async move { store.put(key, Bytes::from(key.clone()), PutMode::Overwrite).await }
         })
         .buffer_unordered(16)
         .try_for_each(|outcome| async move {
@@ -139,14 +118,7 @@ async fn s3s_fs_list_follows_pagination_beyond_1000_objects() {
         .unwrap();
 
     // One page is not enough, so the store must have followed continuation tokens.
-    let first_page = server
-        .client()
-        .list_objects_v2()
-        .bucket(&server.bucket)
-        .prefix("raw/")
-        .send()
-        .await
-        .unwrap();
+    let first_page = server.client().list_objects_v2().bucket(&server.bucket).prefix("raw/").send().await.unwrap();
     assert_eq!(first_page.is_truncated(), Some(true));
     assert_eq!(first_page.contents().len(), 1_000);
 
@@ -164,25 +136,19 @@ async fn s3s_fs_list_follows_pagination_beyond_1000_objects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3s_fs_multipart_upload_round_trips_byte_identical() {
     let server = S3Server::start().await;
-    let store = server
-        .store("lake")
-        .with_multipart_threshold(6 * MIB as u64, 5 * MIB as u64);
+    let store = server.store("lake").with_multipart_threshold(6 * MIB as u64, 5 * MIB as u64);
     let bytes = pseudo_random(11 * MIB, 1);
 
     let etag = written_etag(put(&store, "big.parquet", bytes.clone(), PutMode::Create).await);
     // A multipart ETag ends with the number of parts: 5 + 5 + 1 MiB.
     assert!(etag.trim_matches('"').ends_with("-3"), "{etag}");
     let object = store.get("big.parquet").await.unwrap().expect("written");
-    assert!(
-        object.bytes == bytes,
-        "the object read back differs from the one written"
-    );
+    assert!(object.bytes == bytes, "the object read back differs from the one written");
     assert_eq!(object.etag.as_deref(), Some(etag.as_str()));
 
     // At or below the threshold, one PutObject (its ETag is a plain MD5).
     let small = pseudo_random(6 * MIB, 2);
-    let small_etag =
-        written_etag(put(&store, "small.parquet", small.clone(), PutMode::Overwrite).await);
+    let small_etag = written_etag(put(&store, "small.parquet", small.clone(), PutMode::Overwrite).await);
     assert!(!small_etag.contains('-'), "{small_etag}");
     assert!(content(&store, "small.parquet").await.unwrap() == small);
 }
@@ -190,26 +156,15 @@ async fn s3s_fs_multipart_upload_round_trips_byte_identical() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3s_fs_multipart_upload_keeps_preconditions_and_aborts_on_conflict() {
     let server = S3Server::start().await;
-    let store = server
-        .store("")
-        .with_multipart_threshold(6 * MIB as u64, 5 * MIB as u64);
+    let store = server.store("").with_multipart_threshold(6 * MIB as u64, 5 * MIB as u64);
     let first = pseudo_random(11 * MIB, 3);
     let etag = written_etag(put(&store, "big", first.clone(), PutMode::Create).await);
 
     let second = pseudo_random(11 * MIB, 4);
-    assert_eq!(
-        put(&store, "big", second.clone(), PutMode::Create).await,
-        PutOutcome::Conflict
-    );
+    assert_eq!(put(&store, "big", second.clone(), PutMode::Create).await, PutOutcome::Conflict);
     let stale = "\"00000000000000000000000000000000-3\"".to_owned();
-    assert_eq!(
-        put(&store, "big", second.clone(), PutMode::Update(stale)).await,
-        PutOutcome::Conflict
-    );
-    assert!(
-        content(&store, "big").await.unwrap() == first,
-        "a refused upload changed the object"
-    );
+    assert_eq!(put(&store, "big", second.clone(), PutMode::Update(stale)).await, PutOutcome::Conflict);
+    assert!(content(&store, "big").await.unwrap() == first, "a refused upload changed the object");
 
     // s3s-fs keeps the parts of an upload in progress as `.upload_id-*` files at its root; the
     // refused uploads must have been aborted, leaving none behind.
@@ -229,10 +184,7 @@ async fn s3s_fs_create_on_existing_key_conflicts() {
     let server = S3Server::start().await;
     let store = server.store("lake");
     written_etag(put(&store, "k", "first", PutMode::Create).await);
-    assert_eq!(
-        put(&store, "k", "second", PutMode::Create).await,
-        PutOutcome::Conflict
-    );
+    assert_eq!(put(&store, "k", "second", PutMode::Create).await, PutOutcome::Conflict);
     assert_eq!(content(&store, "k").await.unwrap(), "first");
 }
 
@@ -242,16 +194,10 @@ async fn s3s_fs_update_with_stale_etag_conflicts() {
     let store = server.store("lake");
     let stale = written_etag(put(&store, "k", "v1", PutMode::Overwrite).await);
     written_etag(put(&store, "k", "v2", PutMode::Overwrite).await);
-    assert_eq!(
-        put(&store, "k", "v3", PutMode::Update(stale.clone())).await,
-        PutOutcome::Conflict
-    );
+    assert_eq!(put(&store, "k", "v3", PutMode::Update(stale.clone())).await, PutOutcome::Conflict);
     assert_eq!(content(&store, "k").await.unwrap(), "v2");
     // If-Match on a missing key is a lost race too (s3s-fs and AWS answer 412).
-    assert_eq!(
-        put(&store, "missing", "x", PutMode::Update(stale)).await,
-        PutOutcome::Conflict
-    );
+    assert_eq!(put(&store, "missing", "x", PutMode::Update(stale)).await, PutOutcome::Conflict);
     assert!(content(&store, "missing").await.is_none());
 }
 
@@ -261,10 +207,7 @@ async fn s3s_fs_update_with_current_etag_writes() {
     let store = server.store("lake");
     let put_etag = written_etag(put(&store, "k", "v1", PutMode::Overwrite).await);
     let read_etag = current_etag(&store, "k").await;
-    assert_eq!(
-        put_etag, read_etag,
-        "PutObject and GetObject report the same ETag"
-    );
+    assert_eq!(put_etag, read_etag, "PutObject and GetObject report the same ETag");
     let next = written_etag(put(&store, "k", "v2", PutMode::Update(read_etag)).await);
     assert_eq!(content(&store, "k").await.unwrap(), "v2");
     assert_eq!(current_etag(&store, "k").await, next);
@@ -277,47 +220,25 @@ async fn s3s_fs_errors_name_the_operation_and_the_location() {
     let err = store.list("raw/").await.unwrap_err();
     assert!(matches!(err, Error::S3 { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(
-        message.starts_with("list s3://no-such-bucket/lake/raw/: NoSuchBucket (HTTP 404)"),
-        "{message}"
-    );
+    assert!(message.starts_with("list s3://no-such-bucket/lake/raw/: NoSuchBucket (HTTP 404)"), "{message}");
     assert!(std::error::Error::source(&err).is_some());
 
     // A wrong secret key fails the signature check: an error, never a `None` or a conflict.
     let mut config = server.sdk_config().to_builder();
-    config.set_credentials_provider(Some(aws_sdk_s3::config::SharedCredentialsProvider::new(
-        aws_sdk_s3::config::Credentials::new(
-            cwms_tests::servers::ACCESS_KEY,
-            "wrong",
-            None,
-            None,
-            "test",
-        ),
-    )));
-    let intruder = S3Store::new(
-        cwms_store::s3_client(&config.build()),
-        &server.bucket,
-        "lake",
-    );
+    config.set_credentials_provider(Some(aws_sdk_s3::config::SharedCredentialsProvider::new(aws_sdk_s3::config::Credentials::new(
+        cwms_tests::servers::ACCESS_KEY,
+        "wrong",
+        None,
+        None,
+        "test",
+    ))));
+    let intruder = S3Store::new(cwms_store::s3_client(&config.build()), &server.bucket, "lake");
     let err = intruder.get("k").await.unwrap_err();
-    assert!(
-        err.to_string().starts_with("get s3://cwms-test/lake/k: "),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("get s3://cwms-test/lake/k: "), "{err}");
     assert!(err.to_string().contains("(HTTP 403)"), "{err}");
-    for mode in [
-        PutMode::Overwrite,
-        PutMode::Create,
-        PutMode::Update("\"etag\"".into()),
-    ] {
-        let err = intruder
-            .put("k", Bytes::from_static(b"x"), mode)
-            .await
-            .unwrap_err();
-        assert!(
-            err.to_string().starts_with("put s3://cwms-test/lake/k: "),
-            "{err}"
-        );
+    for mode in [PutMode::Overwrite, PutMode::Create, PutMode::Update("\"etag\"".into())] {
+        let err = intruder.put("k", Bytes::from_static(b"x"), mode).await.unwrap_err();
+        assert!(err.to_string().starts_with("put s3://cwms-test/lake/k: "), "{err}");
         assert!(err.to_string().contains("(HTTP 403)"), "{err}");
     }
 }
@@ -336,9 +257,7 @@ async fn moto_sixteen_concurrent_updates_have_exactly_one_winner() {
         tokio::spawn(async move {
             barrier.wait().await;
             let bytes = Bytes::from(format!("writer {i}"));
-            store
-                .put("partition.parquet", bytes, PutMode::Update(etag))
-                .await
+            store.put("partition.parquet", bytes, PutMode::Update(etag)).await
         })
     });
     let outcomes: Vec<PutOutcome> = futures::future::try_join_all(writers)
@@ -348,14 +267,9 @@ async fn moto_sixteen_concurrent_updates_have_exactly_one_winner() {
         .collect::<Result<_, _>>()
         .unwrap_or_else(|err| panic!("{err:#?}\n{}", server.log()));
 
-    let winners: Vec<usize> = (0..WRITERS)
-        .filter(|&i| matches!(outcomes[i], PutOutcome::Written { .. }))
-        .collect();
+    let winners: Vec<usize> = (0..WRITERS).filter(|&i| matches!(outcomes[i], PutOutcome::Written { .. })).collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");
-    let conflicts = outcomes
-        .iter()
-        .filter(|o| **o == PutOutcome::Conflict)
-        .count();
+    let conflicts = outcomes.iter().filter(|o| **o == PutOutcome::Conflict).count();
     assert_eq!(conflicts, WRITERS - 1);
     let stored = content(&store, "partition.parquet").await.unwrap();
     assert_eq!(stored, format!("writer {}", winners[0]));
@@ -366,21 +280,9 @@ async fn moto_conditional_puts_and_listing_etags() {
     let server = MotoServer::start().await;
     let store = server.s3_store("cwms-moto", "").await;
     // moto answers 404 to If-Match on a missing key: still a lost race, not an error.
-    assert_eq!(
-        put(
-            &store,
-            "k",
-            "x",
-            PutMode::Update("\"d41d8cd98f00b204e9800998ecf8427e\"".into())
-        )
-        .await,
-        PutOutcome::Conflict
-    );
+    assert_eq!(put(&store, "k", "x", PutMode::Update("\"d41d8cd98f00b204e9800998ecf8427e\"".into())).await, PutOutcome::Conflict);
     let etag = written_etag(put(&store, "k", "v1", PutMode::Create).await);
-    assert_eq!(
-        put(&store, "k", "v2", PutMode::Create).await,
-        PutOutcome::Conflict
-    );
+    assert_eq!(put(&store, "k", "v2", PutMode::Create).await, PutOutcome::Conflict);
     // moto lists ETags, the same ones PutObject reported.
     let listed = store.list("").await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -395,11 +297,7 @@ async fn moto_conditional_puts_and_listing_etags() {
 async fn s3s_fs_quirks_are_as_documented() {
     let server = S3Server::start().await;
     // Without retries: the SDK would retry every 500 below with backoff.
-    let config = server
-        .sdk_config()
-        .to_builder()
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .build();
+    let config = server.sdk_config().to_builder().retry_config(aws_config::retry::RetryConfig::disabled()).build();
     let client = cwms_store::s3_client(&config);
     let store = S3Store::new(client.clone(), &server.bucket, "");
     put(&store, "a/b", "x", PutMode::Overwrite).await;
@@ -411,51 +309,18 @@ async fn s3s_fs_quirks_are_as_documented() {
     assert!(store.get("a/b").await.unwrap().unwrap().etag.is_some());
 
     // `a` is a directory because `a/b` exists: reading or writing it answers 500.
-    let head = client
-        .head_object()
-        .bucket(&server.bucket)
-        .key("a")
-        .send()
-        .await;
-    assert_eq!(
-        head.unwrap_err()
-            .raw_response()
-            .map(|r| r.status().as_u16()),
-        Some(500)
-    );
-    let get = client
-        .get_object()
-        .bucket(&server.bucket)
-        .key("a")
-        .send()
-        .await;
-    assert_eq!(
-        get.unwrap_err().raw_response().map(|r| r.status().as_u16()),
-        Some(500)
-    );
-    let err = store
-        .put("a", Bytes::from_static(b"y"), PutMode::Overwrite)
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("InternalError (HTTP 500)"),
-        "{err}"
-    );
+    let head = client.head_object().bucket(&server.bucket).key("a").send().await;
+    assert_eq!(head.unwrap_err().raw_response().map(|r| r.status().as_u16()), Some(500));
+    let get = client.get_object().bucket(&server.bucket).key("a").send().await;
+    assert_eq!(get.unwrap_err().raw_response().map(|r| r.status().as_u16()), Some(500));
+    let err = store.put("a", Bytes::from_static(b"y"), PutMode::Overwrite).await.unwrap_err();
+    assert!(err.to_string().contains("InternalError (HTTP 500)"), "{err}");
     // ...while `If-None-Match: *` sees the directory as an existing object.
-    assert_eq!(
-        put(&store, "a", "y", PutMode::Create).await,
-        PutOutcome::Conflict
-    );
+    assert_eq!(put(&store, "a", "y", PutMode::Create).await, PutOutcome::Conflict);
     // Under a file, a key reads as missing but cannot be written.
     assert!(content(&store, "a/b/c").await.is_none());
-    let err = store
-        .put("a/b/c", Bytes::from_static(b"y"), PutMode::Overwrite)
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("InternalError (HTTP 500)"),
-        "{err}"
-    );
+    let err = store.put("a/b/c", Bytes::from_static(b"y"), PutMode::Overwrite).await.unwrap_err();
+    assert!(err.to_string().contains("InternalError (HTTP 500)"), "{err}");
 
     // PutObject into a bucket that does not exist creates it (AWS answers NoSuchBucket).
     let elsewhere = S3Store::new(client.clone(), "made-by-put", "");
@@ -463,16 +328,8 @@ async fn s3s_fs_quirks_are_as_documented() {
     assert!(server.root.join("made-by-put/k").is_file());
 
     // Bucket names need 3 or more characters.
-    let err = client
-        .create_bucket()
-        .bucket("ab")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.into_service_error().meta().code(),
-        Some("InvalidBucketName")
-    );
+    let err = client.create_bucket().bucket("ab").send().await.unwrap_err();
+    assert_eq!(err.into_service_error().meta().code(), Some("InvalidBucketName"));
 }
 
 /// Set in the child process of `s3s_fs_open_configures_s3_from_the_environment`.
@@ -488,18 +345,10 @@ const OPEN_FROM_ENV_CHILD: &str = "CWMS_TEST_OPEN_FROM_ENV_CHILD";
 async fn s3s_fs_open_configures_s3_from_the_environment() {
     if let Some(prefix) = std::env::var_os(OPEN_FROM_ENV_CHILD) {
         let prefix = prefix.into_string().unwrap();
-        let store = cwms_store::open(&format!("s3://{}/{prefix}", cwms_tests::servers::BUCKET))
-            .await
-            .unwrap();
-        let outcome = store
-            .put("k", Bytes::from(prefix.clone()), PutMode::Create)
-            .await
-            .unwrap_or_else(|err| panic!("{err:#?}"));
+        let store = cwms_store::open(&format!("s3://{}/{prefix}", cwms_tests::servers::BUCKET)).await.unwrap();
+        let outcome = store.put("k", Bytes::from(prefix.clone()), PutMode::Create).await.unwrap_or_else(|err| panic!("{err:#?}"));
         assert!(matches!(outcome, PutOutcome::Written { .. }), "{outcome:?}");
-        assert_eq!(
-            store.get("k").await.unwrap().unwrap().bytes,
-            prefix.as_bytes()
-        );
+        assert_eq!(store.get("k").await.unwrap().unwrap().bytes, prefix.as_bytes());
         assert_eq!(store.list("").await.unwrap().len(), 1);
         return;
     }
@@ -507,16 +356,9 @@ async fn s3s_fs_open_configures_s3_from_the_environment() {
     let server = S3Server::start().await;
     // By host name: for an IP address the SDK picks path-style addressing by itself.
     let endpoint = server.endpoint.replace("127.0.0.1", "localhost");
-    for (variable, prefix) in [
-        ("AWS_ENDPOINT_URL_S3", "s3-specific"),
-        ("AWS_ENDPOINT_URL", "global"),
-    ] {
+    for (variable, prefix) in [("AWS_ENDPOINT_URL_S3", "s3-specific"), ("AWS_ENDPOINT_URL", "global")] {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap());
-        child.args([
-            "store::s3s_fs_open_configures_s3_from_the_environment",
-            "--exact",
-            "--nocapture",
-        ]);
+        child.args(["store::s3s_fs_open_configures_s3_from_the_environment", "--exact", "--nocapture"]);
         // Nothing from the developer's own AWS setup may leak in.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("AWS_") {
@@ -530,15 +372,9 @@ async fn s3s_fs_open_configures_s3_from_the_environment() {
             // No region anywhere, and no instance metadata to ask: `us-east-1` by default.
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", server.root.join("no-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                server.root.join("no-credentials"),
-            )
+            .env("AWS_SHARED_CREDENTIALS_FILE", server.root.join("no-credentials"))
             .env(OPEN_FROM_ENV_CHILD, prefix);
-        let output = tokio::task::spawn_blocking(move || child.output())
-            .await
-            .unwrap()
-            .unwrap();
+        let output = tokio::task::spawn_blocking(move || child.output()).await.unwrap().unwrap();
         assert!(
             output.status.success(),
             "the child with {variable} failed:\n{}\n{}",

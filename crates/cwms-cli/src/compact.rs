@@ -123,7 +123,10 @@ pub fn print_summary(report: &Report) {
         println!("glue: {} partitions created, {} already present", report.glue.created, report.glue.already_present);
     }
     if report.objects_failed_earlier > 0 {
-        println!("{} raw objects recorded as undecodable by earlier runs were skipped (--retry-failed reads them again)", report.objects_failed_earlier);
+        println!(
+            "{} raw objects recorded as undecodable by earlier runs were skipped (--retry-failed reads them again)",
+            report.objects_failed_earlier
+        );
     }
     print_problems(report);
 }

@@ -70,28 +70,17 @@ pub async fn client_from_env() -> anyhow::Result<Client> {
     if config.region().is_none() {
         // A delivery stream lives in one region; guessing one would send the data to a stream
         // of the same name elsewhere, or fail with a confusing "not found".
-        bail!(
-            "no AWS region is configured: set AWS_REGION (or a profile's region) to the delivery stream's region"
-        );
+        bail!("no AWS region is configured: set AWS_REGION (or a profile's region) to the delivery stream's region");
     }
-    let timeouts = config
-        .timeout_config()
-        .map(|t| t.to_builder())
-        .unwrap_or_default()
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .build();
-    let firehose = aws_sdk_firehose::config::Builder::from(&config)
-        .timeout_config(timeouts)
-        .build();
+    let timeouts = config.timeout_config().map(|t| t.to_builder()).unwrap_or_default().operation_attempt_timeout(ATTEMPT_TIMEOUT).build();
+    let firehose = aws_sdk_firehose::config::Builder::from(&config).timeout_config(timeouts).build();
     Ok(Client::from_conf(firehose))
 }
 
 /// Checks a delivery stream name as Firehose does (1 to 64 of `a-z A-Z 0-9 _ . -`), so a typo
 /// is refused before anything is read or sent.
 pub fn parse_stream_name(name: &str) -> Result<String, String> {
-    let valid_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    let valid_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
     if name.is_empty() || name.len() > 64 || !valid_chars {
         return Err("a Firehose delivery stream name has 1 to 64 characters, each a letter, a digit, `_`, `.` or `-`".to_owned());
     }
@@ -118,13 +107,9 @@ impl Batcher {
     /// fit into it.
     pub fn push(&mut self, record: Blob) -> Option<Batch> {
         let size = record.as_ref().len();
-        debug_assert!(
-            size <= MAX_RECORD_BYTES,
-            "callers check the record limit first"
-        );
+        debug_assert!(size <= MAX_RECORD_BYTES, "callers check the record limit first");
         let full = !self.current.records.is_empty()
-            && (self.current.records.len() == MAX_CALL_RECORDS
-                || self.current.bytes + size > MAX_CALL_BYTES);
+            && (self.current.records.len() == MAX_CALL_RECORDS || self.current.bytes + size > MAX_CALL_BYTES);
         let closed = full.then(|| std::mem::take(&mut self.current));
         self.current.records.push(record);
         self.current.bytes += size;
@@ -197,12 +182,7 @@ impl Sender {
             .with_min_delay(FIRST_RETRY_DELAY)
             .with_max_delay(MAX_RETRY_DELAY)
             .with_max_times(max_attempts.saturating_sub(1) as usize);
-        Sender {
-            client,
-            stream: stream.into(),
-            backoff,
-            stopped: Arc::default(),
-        }
+        Sender { client, stream: stream.into(), backoff, stopped: Arc::default() }
     }
 
     /// Why the run stopped, once an error that no retry can fix has happened.
@@ -228,11 +208,7 @@ impl Sender {
                     false
                 }
                 Err(error) => {
-                    let reason = format!(
-                        "PutRecordBatch to {} failed: {}",
-                        self.stream,
-                        describe(&error)
-                    );
+                    let reason = format!("PutRecordBatch to {} failed: {}", self.stream, describe(&error));
                     if !is_retryable(&error) {
                         let _ = self.stopped.set(reason.clone());
                         delivery.give_up(&pending, reason);
@@ -265,25 +241,12 @@ impl Sender {
     async fn put(
         &self,
         records: &[Blob],
-    ) -> Result<
-        aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput,
-        SdkError<PutRecordBatchError>,
-    > {
+    ) -> Result<aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput, SdkError<PutRecordBatchError>> {
         let records = records
             .iter()
-            .map(|data| {
-                Record::builder()
-                    .data(data.clone())
-                    .build()
-                    .expect("the only required field, data, is set")
-            })
+            .map(|data| Record::builder().data(data.clone()).build().expect("the only required field, data, is set"))
             .collect();
-        self.client
-            .put_record_batch()
-            .delivery_stream_name(&*self.stream)
-            .set_records(Some(records))
-            .send()
-            .await
+        self.client.put_record_batch().delivery_stream_name(&*self.stream).set_records(Some(records)).send().await
     }
 
     /// Counts the accepted entries of a call and returns the refused ones, in order.
@@ -316,10 +279,7 @@ impl Sender {
         for (record, response) in sent.into_iter().zip(responses) {
             match response.error_code() {
                 Some(code) => {
-                    delivery.last_failure = Some(format!(
-                        "{code}: {}",
-                        response.error_message().unwrap_or("no message")
-                    ));
+                    delivery.last_failure = Some(format!("{code}: {}", response.error_message().unwrap_or("no message")));
                     refused.push(record);
                 }
                 None => {
@@ -340,11 +300,7 @@ fn describe(error: &SdkError<PutRecordBatchError>) -> String {
         SdkError::ServiceError(failure) => {
             let status = failure.raw().status().as_u16();
             let error = failure.err();
-            format!(
-                "{} (HTTP {status}): {}",
-                error.code().unwrap_or("unknown error"),
-                error.message().unwrap_or("no message")
-            )
+            format!("{} (HTTP {status}): {}", error.code().unwrap_or("unknown error"), error.message().unwrap_or("no message"))
         }
         other => {
             let mut text = other.to_string();
@@ -368,12 +324,7 @@ fn is_retryable(error: &SdkError<PutRecordBatchError>) -> bool {
         SdkError::DispatchFailure(failure) => failure.is_io() || failure.is_timeout(),
         SdkError::ServiceError(failure) => {
             let status = failure.raw().status().as_u16();
-            status >= 500
-                || status == 429
-                || failure
-                    .err()
-                    .code()
-                    .is_some_and(|code| RETRYABLE_CODES.contains(&code))
+            status >= 500 || status == 429 || failure.err().code().is_some_and(|code| RETRYABLE_CODES.contains(&code))
         }
         _ => false,
     }
@@ -394,21 +345,10 @@ mod tests {
         let counts: Vec<usize> = batches.iter().map(|b| b.records.len()).collect();
         assert_eq!(counts, expected, "{sizes:?}");
         for batch in &batches {
-            assert_eq!(
-                batch.bytes,
-                batch
-                    .records
-                    .iter()
-                    .map(|r| r.as_ref().len())
-                    .sum::<usize>()
-            );
+            assert_eq!(batch.bytes, batch.records.iter().map(|r| r.as_ref().len()).sum::<usize>());
             assert!(batch.bytes <= MAX_CALL_BYTES && batch.records.len() <= MAX_CALL_RECORDS);
         }
-        let order: Vec<u8> = batches
-            .iter()
-            .flat_map(|b| &b.records)
-            .map(|r| r.as_ref().first().copied().unwrap_or(0))
-            .collect();
+        let order: Vec<u8> = batches.iter().flat_map(|b| &b.records).map(|r| r.as_ref().first().copied().unwrap_or(0)).collect();
         let expected_order: Vec<u8> = (0..sizes.len()).map(|i| i as u8).collect();
         if sizes.iter().all(|&s| s > 0) && sizes.len() < 256 {
             assert_eq!(order, expected_order, "records keep their order");
@@ -430,72 +370,24 @@ mod tests {
         check(&[MAX_RECORD_BYTES; 5], &[4, 1]);
         // Exactly 4 MiB fits; one byte more does not.
         let rest = MAX_CALL_BYTES - 4 * MAX_RECORD_BYTES;
-        check(
-            &[
-                MAX_RECORD_BYTES,
-                MAX_RECORD_BYTES,
-                MAX_RECORD_BYTES,
-                MAX_RECORD_BYTES,
-                rest,
-            ],
-            &[5],
-        );
-        check(
-            &[
-                MAX_RECORD_BYTES,
-                MAX_RECORD_BYTES,
-                MAX_RECORD_BYTES,
-                MAX_RECORD_BYTES,
-                rest,
-                1,
-            ],
-            &[5, 1],
-        );
-        check(
-            &[
-                MAX_RECORD_BYTES,
-                MAX_RECORD_BYTES,
-                MAX_RECORD_BYTES,
-                MAX_RECORD_BYTES,
-                rest + 1,
-            ],
-            &[4, 1],
-        );
+        check(&[MAX_RECORD_BYTES, MAX_RECORD_BYTES, MAX_RECORD_BYTES, MAX_RECORD_BYTES, rest], &[5]);
+        check(&[MAX_RECORD_BYTES, MAX_RECORD_BYTES, MAX_RECORD_BYTES, MAX_RECORD_BYTES, rest, 1], &[5, 1]);
+        check(&[MAX_RECORD_BYTES, MAX_RECORD_BYTES, MAX_RECORD_BYTES, MAX_RECORD_BYTES, rest + 1], &[4, 1]);
     }
 
     #[test]
     fn stream_names_are_checked_as_firehose_checks_them() {
-        assert_eq!(
-            parse_stream_name("metrics-to-lake_1.0"),
-            Ok("metrics-to-lake_1.0".to_owned())
-        );
+        assert_eq!(parse_stream_name("metrics-to-lake_1.0"), Ok("metrics-to-lake_1.0".to_owned()));
         assert!(parse_stream_name(&"a".repeat(64)).is_ok());
-        for bad in [
-            "",
-            "has space",
-            "arn:aws:firehose:us-east-1:1:deliverystream/x",
-            &"a".repeat(65),
-        ] {
+        for bad in ["", "has space", "arn:aws:firehose:us-east-1:1:deliverystream/x", &"a".repeat(65)] {
             assert!(parse_stream_name(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn deliveries_add_up() {
-        let mut total = Delivery {
-            records: 1,
-            calls: 1,
-            last_failure: Some("a".into()),
-            ..Delivery::default()
-        };
-        total.add(Delivery {
-            records: 2,
-            undelivered: 3,
-            calls: 2,
-            retry_calls: 1,
-            retried_records: 4,
-            ..Delivery::default()
-        });
+        let mut total = Delivery { records: 1, calls: 1, last_failure: Some("a".into()), ..Delivery::default() };
+        total.add(Delivery { records: 2, undelivered: 3, calls: 2, retry_calls: 1, retried_records: 4, ..Delivery::default() });
         assert_eq!(
             total,
             Delivery {

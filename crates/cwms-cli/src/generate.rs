@@ -365,7 +365,9 @@ pub(crate) fn parse_share(text: &str) -> Result<f64, String> {
         Some(percent) => (percent.trim_end(), 100.0),
         None => (text, 1.0),
     };
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a share (expected a number from 0 to 1, such as 0.05, or a percentage such as 5%)"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a share (expected a number from 0 to 1, such as 0.05, or a percentage such as 5%)"))?;
     let share = value / scale;
     if !(0.0..=1.0).contains(&share) {
         return Err(format!("{text} is not between 0 and 1 (0% and 100%)"));
@@ -465,7 +467,9 @@ mod tests {
         assert_eq!(spec, Spec { start_ms: spec.start_ms, malformations: Malformation::ALL[..3].to_vec(), ..Spec::default() });
         check(
             "",
-            Ok("200 series x 60 min from 2026-01-15T09:00:00Z, ns 5, shares 0.01/0.02/0/0/0.5, [\"truncated-line\", \"missing-value\", \"non-number-statistic\"], Stdout"),
+            Ok(
+                "200 series x 60 min from 2026-01-15T09:00:00Z, ns 5, shares 0.01/0.02/0/0/0.5, [\"truncated-line\", \"missing-value\", \"non-number-statistic\"], Stdout",
+            ),
         );
     }
 
@@ -473,32 +477,84 @@ mod tests {
     fn flags() {
         check(
             "--series 10 --minutes 5 --start 2026-01-15T10:00:00Z --namespaces AWS/EC2,AWS/Lambda --duplicates 5% --late 0.1 --malformed 1% --gzip 0.2 --percentiles 1 --format firehose-event --out ev",
-            Ok("10 series x 5 min from 2026-01-15T10:00:00Z, ns 2, shares 0.05/0.1/0.01/0.2/1, [\"truncated-line\", \"missing-value\", \"non-number-statistic\", \"bad-gzip\"], Folder(\"ev\")"),
+            Ok(
+                "10 series x 5 min from 2026-01-15T10:00:00Z, ns 2, shares 0.05/0.1/0.01/0.2/1, [\"truncated-line\", \"missing-value\", \"non-number-statistic\", \"bad-gzip\"], Folder(\"ev\")",
+            ),
         );
-        check("--start 1768471200000 --format firehose-event -o e.json", Ok("200 series x 60 min from 2026-01-15T10:00:00Z, ns 5, shares 0.01/0.02/0/0/0.5, [\"truncated-line\", \"missing-value\", \"non-number-statistic\", \"bad-gzip\"], File(\"e.json\")"));
-        check("--start 2026-01-15T12:00:00+02:00 --malformations missing-value -o x.ndjson", Ok("200 series x 60 min from 2026-01-15T10:00:00Z, ns 5, shares 0.01/0.02/0/0/0.5, [\"missing-value\"], File(\"x.ndjson\")"));
-        check("--format firehose-event --one-event", Ok("200 series x 60 min from 2026-01-15T09:00:00Z, ns 5, shares 0.01/0.02/0/0/0.5, [\"truncated-line\", \"missing-value\", \"non-number-statistic\", \"bad-gzip\"], Stdout"));
+        check(
+            "--start 1768471200000 --format firehose-event -o e.json",
+            Ok(
+                "200 series x 60 min from 2026-01-15T10:00:00Z, ns 5, shares 0.01/0.02/0/0/0.5, [\"truncated-line\", \"missing-value\", \"non-number-statistic\", \"bad-gzip\"], File(\"e.json\")",
+            ),
+        );
+        check(
+            "--start 2026-01-15T12:00:00+02:00 --malformations missing-value -o x.ndjson",
+            Ok("200 series x 60 min from 2026-01-15T10:00:00Z, ns 5, shares 0.01/0.02/0/0/0.5, [\"missing-value\"], File(\"x.ndjson\")"),
+        );
+        check(
+            "--format firehose-event --one-event",
+            Ok(
+                "200 series x 60 min from 2026-01-15T09:00:00Z, ns 5, shares 0.01/0.02/0/0/0.5, [\"truncated-line\", \"missing-value\", \"non-number-statistic\", \"bad-gzip\"], Stdout",
+            ),
+        );
     }
 
     #[test]
     fn bad_flags() {
         check("--duplicates 1.5", Err("error: invalid value '1.5' for '--duplicates <SHARE>': 1.5 is not between 0 and 1 (0% and 100%)"));
-        check("--late lots", Err("error: invalid value 'lots' for '--late <SHARE>': \"lots\" is not a share (expected a number from 0 to 1, such as 0.05, or a percentage such as 5%)"));
-        check("--malformed 100%", Err("error: invalid value '100%' for '--malformed <SHARE>': 100% must be below 1 (100%): not every record can be malformed"));
+        check(
+            "--late lots",
+            Err(
+                "error: invalid value 'lots' for '--late <SHARE>': \"lots\" is not a share (expected a number from 0 to 1, such as 0.05, or a percentage such as 5%)",
+            ),
+        );
+        check(
+            "--malformed 100%",
+            Err("error: invalid value '100%' for '--malformed <SHARE>': 100% must be below 1 (100%): not every record can be malformed"),
+        );
         check("--series 0", Err("error: invalid value '0' for '--series <N>': 0 is not in 1..=100000"));
         check("--minutes 99999", Err("error: invalid value '99999' for '--minutes <N>': 99999 is not in 1..=10080"));
-        check("--start 2026-01-15T10:00:30Z", Err("error: invalid value '2026-01-15T10:00:30Z' for '--start <TIME>': 2026-01-15T10:00:30Z is not a whole minute (seconds and milliseconds must be 0)"));
-        check("--start yesterday", Err("error: invalid value 'yesterday' for '--start <TIME>': \"yesterday\" is neither RFC 3339 (2026-01-15T10:00:00Z) nor epoch milliseconds: the 'year' component could not be parsed"));
+        check(
+            "--start 2026-01-15T10:00:30Z",
+            Err(
+                "error: invalid value '2026-01-15T10:00:30Z' for '--start <TIME>': 2026-01-15T10:00:30Z is not a whole minute (seconds and milliseconds must be 0)",
+            ),
+        );
+        check(
+            "--start yesterday",
+            Err(
+                "error: invalid value 'yesterday' for '--start <TIME>': \"yesterday\" is neither RFC 3339 (2026-01-15T10:00:00Z) nor epoch milliseconds: the 'year' component could not be parsed",
+            ),
+        );
         check("--format parquet", Err("error: invalid value 'parquet' for '--format <FORMAT>'"));
-        check("--namespaces AWS/S3", Err("invalid arguments: unknown namespace \"AWS/S3\" (known: AWS/EC2, AWS/Lambda, AWS/ApiGateway, AWS/DynamoDB, CloudWatchApiCourse/Performance)"));
-        check("--series 100000 --minutes 1000", Err("invalid arguments: datums (series times minutes) must be between 1 and 10000000, found 100000000"));
-        check("--stream-name a/b", Err("invalid arguments: stream_name \"a/b\": must be 1 to 64 of A-Z, a-z, 0-9, _, - and . (a valid Firehose delivery stream name)"));
+        check(
+            "--namespaces AWS/S3",
+            Err(
+                "invalid arguments: unknown namespace \"AWS/S3\" (known: AWS/EC2, AWS/Lambda, AWS/ApiGateway, AWS/DynamoDB, CloudWatchApiCourse/Performance)",
+            ),
+        );
+        check(
+            "--series 100000 --minutes 1000",
+            Err("invalid arguments: datums (series times minutes) must be between 1 and 10000000, found 100000000"),
+        );
+        check(
+            "--stream-name a/b",
+            Err(
+                "invalid arguments: stream_name \"a/b\": must be 1 to 64 of A-Z, a-z, 0-9, _, - and . (a valid Firehose delivery stream name)",
+            ),
+        );
         check("--gzip 0.1", Err("--gzip needs --format firehose-event or raw-folder: ndjson output is text"));
-        check("--malformations bad-gzip", Err("--malformations bad-gzip needs --format firehose-event or raw-folder: ndjson output is text"));
+        check(
+            "--malformations bad-gzip",
+            Err("--malformations bad-gzip needs --format firehose-event or raw-folder: ndjson output is text"),
+        );
         check("--format raw-folder", Err("--out is required for --format raw-folder"));
         check("--format raw-folder --out -", Err("--format raw-folder writes a folder; --out - is not possible"));
         check("--one-event", Err("--one-event needs --format firehose-event"));
-        check("--format firehose-event --out e --max-event-bytes 7000000", Err("--max-event-bytes must be between 1 and 6291456 (6 MiB, Lambda's payload limit), found 7000000"));
+        check(
+            "--format firehose-event --out e --max-event-bytes 7000000",
+            Err("--max-event-bytes must be between 1 and 6291456 (6 MiB, Lambda's payload limit), found 7000000"),
+        );
     }
 
     #[test]

@@ -86,9 +86,10 @@ impl Firehose {
                         attempts_made: 1,
                         arrival_timestamp: arrival,
                         error_code: "Lambda.ProcessingFailedStatus".to_owned(),
-                        error_message: failures
-                            .get(input.record_id.as_str())
-                            .map_or_else(|| "ProcessingFailed status set for record".to_owned(), |r| format!("ProcessingFailed status set for record: {r}")),
+                        error_message: failures.get(input.record_id.as_str()).map_or_else(
+                            || "ProcessingFailed status set for record".to_owned(),
+                            |r| format!("ProcessingFailed status set for record: {r}"),
+                        ),
                         attempt_ending_timestamp: arrival + 1_000,
                         raw_data: input.data.as_deref().unwrap_or_default().to_owned(),
                         lambda_arn: Some(self.lambda_arn.clone()),
@@ -106,7 +107,9 @@ impl Firehose {
     /// (`<stream>-1-YYYY-MM-DD-HH-MM-SS-<id>.gz`, the id derived from the content so reruns
     /// write the same keys).
     pub fn finish(mut self) -> Delivery {
-        for (prefix, buffers, into_errors) in [("raw", std::mem::take(&mut self.ok), false), ("errors/processing-failed", std::mem::take(&mut self.failed), true)] {
+        for (prefix, buffers, into_errors) in
+            [("raw", std::mem::take(&mut self.ok), false), ("errors/processing-failed", std::mem::take(&mut self.failed), true)]
+        {
             for (window, bytes) in buffers {
                 if bytes.is_empty() {
                     continue;
@@ -175,7 +178,11 @@ mod tests {
             data: Some(BASE64.encode(data).into()),
         };
         let event = FirehoseEvent {
-            records: vec![record("a", GOOD.as_bytes(), 1764140400500.0), record("b", b"junk", 1764140401000.0), record("c", GOOD.as_bytes(), 1764140700000.0)],
+            records: vec![
+                record("a", GOOD.as_bytes(), 1764140400500.0),
+                record("b", b"junk", 1764140401000.0),
+                record("c", GOOD.as_bytes(), 1764140700000.0),
+            ],
             ..FirehoseEvent::default()
         };
         let outcome = cwms_transform::transform(&Config::default(), &event);
@@ -197,7 +204,10 @@ mod tests {
 
     #[test]
     fn bad_error_documents_are_named() {
-        assert_eq!(read_error_documents(b"{}\n").unwrap_err(), "line 1: not a Firehose error document: missing field `attemptsMade` at line 1 column 2");
+        assert_eq!(
+            read_error_documents(b"{}\n").unwrap_err(),
+            "line 1: not a Firehose error document: missing field `attemptsMade` at line 1 column 2"
+        );
         let doc = r#"{"attemptsMade":1,"arrivalTimestamp":0,"errorCode":"x","errorMessage":"y","attemptEndingTimestamp":0,"rawData":"%%"}"#;
         assert!(read_error_documents(format!("\n{doc}").as_bytes()).unwrap_err().starts_with("line 2: `rawData` is not valid base64"));
         // AWS spells the code and message fields both ways; both read.

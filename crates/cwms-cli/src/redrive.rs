@@ -79,32 +79,19 @@ async fn redrive(args: Args) -> anyhow::Result<ExitCode> {
     if !args.errors.contains("://") {
         // The store would create a missing folder; for a source, a missing folder is a typo.
         // (URLs are left to the store, which names the schemes it supports.)
-        let metadata = std::fs::metadata(&args.errors)
-            .with_context(|| format!("cannot read --errors {}", args.errors))?;
+        let metadata = std::fs::metadata(&args.errors).with_context(|| format!("cannot read --errors {}", args.errors))?;
         if !metadata.is_dir() {
             bail!("--errors {} is not a folder", args.errors);
         }
     }
-    let store = cwms_store::open(&args.errors)
-        .await
-        .with_context(|| format!("opening --errors {}", args.errors))?;
-    let objects = store
-        .list("")
-        .await
-        .with_context(|| format!("listing the error objects below {}", args.errors))?;
+    let store = cwms_store::open(&args.errors).await.with_context(|| format!("opening --errors {}", args.errors))?;
+    let objects = store.list("").await.with_context(|| format!("listing the error objects below {}", args.errors))?;
     if objects.is_empty() {
         println!("no error objects below {}: nothing to redrive", args.errors);
         return Ok(ExitCode::SUCCESS);
     }
-    let sender = if args.dry_run {
-        None
-    } else {
-        Some(Sender::new(
-            firehose_put::client_from_env().await?,
-            &args.stream,
-            args.max_attempts,
-        ))
-    };
+    let sender =
+        if args.dry_run { None } else { Some(Sender::new(firehose_put::client_from_env().await?, &args.stream, args.max_attempts)) };
 
     let object_count = objects.len() as u64;
     let mut total = Delivery::default();
@@ -115,13 +102,7 @@ async fn redrive(args: Args) -> anyhow::Result<ExitCode> {
         .map(|object| redrive_object(store.clone(), object.key, sender.clone()))
         .buffered(usize::from(args.concurrency));
     while let Some(outcome) = outcomes.next().await {
-        let ObjectOutcome {
-            location,
-            documents: docs,
-            bytes: object_bytes,
-            delivery,
-            problem,
-        } = outcome;
+        let ObjectOutcome { location, documents: docs, bytes: object_bytes, delivery, problem } = outcome;
         if let Some(problem) = problem {
             eprintln!("{location}: not sent: {problem}");
             unreadable += 1;
@@ -130,14 +111,9 @@ async fn redrive(args: Args) -> anyhow::Result<ExitCode> {
         documents += docs;
         bytes += object_bytes;
         if args.dry_run {
-            println!(
-                "{location}: {docs} documents, {docs} records ({object_bytes} bytes) would be sent"
-            );
+            println!("{location}: {docs} documents, {docs} records ({object_bytes} bytes) would be sent");
         } else if delivery.undelivered == 0 {
-            println!(
-                "{location}: {docs} documents, {} records sent",
-                delivery.records
-            );
+            println!("{location}: {docs} documents, {} records sent", delivery.records);
         } else {
             eprintln!(
                 "{location}: {docs} documents, {} records sent, {} not delivered ({})",
@@ -149,24 +125,13 @@ async fn redrive(args: Args) -> anyhow::Result<ExitCode> {
         total.add(delivery);
     }
 
-    println!(
-        "read {documents} documents from {} of {object_count} error objects",
-        object_count - unreadable
-    );
+    println!("read {documents} documents from {} of {object_count} error objects", object_count - unreadable);
     if args.dry_run {
-        println!(
-            "dry run: would send {documents} records ({bytes} bytes) to Firehose stream {}; nothing was sent",
-            args.stream
-        );
+        println!("dry run: would send {documents} records ({bytes} bytes) to Firehose stream {}; nothing was sent", args.stream);
     } else {
         println!(
             "sent {} records ({} bytes) to Firehose stream {} in {} PutRecordBatch calls; {} records resent in {} retry calls; the error objects were left in place",
-            total.records,
-            total.bytes,
-            args.stream,
-            total.calls,
-            total.retried_records,
-            total.retry_calls
+            total.records, total.bytes, args.stream, total.calls, total.retried_records, total.retry_calls
         );
     }
     let mut failures = Vec::new();
@@ -180,9 +145,7 @@ async fn redrive(args: Args) -> anyhow::Result<ExitCode> {
         ));
     }
     if unreadable > 0 {
-        failures.push(format!(
-            "{unreadable} error objects could not be read and sent nothing (named above)"
-        ));
+        failures.push(format!("{unreadable} error objects could not be read and sent nothing (named above)"));
     }
     if !failures.is_empty() {
         bail!("{}", failures.join("; "));
@@ -191,18 +154,9 @@ async fn redrive(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads one error object and sends its records (or, without a sender, only decodes them).
-async fn redrive_object(
-    store: Arc<dyn ObjectStore>,
-    key: String,
-    sender: Option<Sender>,
-) -> ObjectOutcome {
-    let mut outcome = ObjectOutcome {
-        location: store.describe(&key),
-        documents: 0,
-        bytes: 0,
-        delivery: Delivery::default(),
-        problem: None,
-    };
+async fn redrive_object(store: Arc<dyn ObjectStore>, key: String, sender: Option<Sender>) -> ObjectOutcome {
+    let mut outcome =
+        ObjectOutcome { location: store.describe(&key), documents: 0, bytes: 0, delivery: Delivery::default(), problem: None };
     if let Some(reason) = sender.as_ref().and_then(Sender::stopped) {
         outcome.problem = Some(format!("not read: {reason}"));
         return outcome;
@@ -243,7 +197,8 @@ fn decode_records(bytes: &[u8]) -> Result<Vec<Blob>, String> {
         .iter()
         .enumerate()
         .map(|(index, document)| {
-            let record = BASE64.decode(&document.raw_data).map_err(|e| format!("document {}: `rawData` is not valid base64: {e}", index + 1))?;
+            let record =
+                BASE64.decode(&document.raw_data).map_err(|e| format!("document {}: `rawData` is not valid base64: {e}", index + 1))?;
             if record.len() > MAX_RECORD_BYTES {
                 return Err(format!(
                     "document {}: its record is {} bytes, more than a Firehose record can hold ({MAX_RECORD_BYTES} bytes)",
@@ -277,63 +232,28 @@ mod tests {
     }
 
     fn check(object: &[u8], expected: Result<Vec<&[u8]>, &str>) {
-        let actual = decode_records(object).map(|records| {
-            records
-                .into_iter()
-                .map(Blob::into_inner)
-                .collect::<Vec<_>>()
-        });
-        let expected = expected
-            .map(|records| records.into_iter().map(<[u8]>::to_vec).collect::<Vec<_>>())
-            .map_err(str::to_owned);
+        let actual = decode_records(object).map(|records| records.into_iter().map(Blob::into_inner).collect::<Vec<_>>());
+        let expected = expected.map(|records| records.into_iter().map(<[u8]>::to_vec).collect::<Vec<_>>()).map_err(str::to_owned);
         assert_eq!(actual, expected);
     }
 
     #[test]
     fn every_document_gives_back_its_original_record() {
         let gzip_record: &[u8] = &[0x1f, 0x8b, 0x08, 0x00, 0xff];
-        let plain = format!(
-            "{}\n\n{}\n{}",
-            document(b"not json"),
-            document(gzip_record),
-            document(b"")
-        );
+        let plain = format!("{}\n\n{}\n{}", document(b"not json"), document(gzip_record), document(b""));
         check(plain.as_bytes(), Ok(vec![b"not json", gzip_record, b""]));
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder.write_all(plain.as_bytes()).unwrap();
-        check(
-            &encoder.finish().unwrap(),
-            Ok(vec![b"not json", gzip_record, b""]),
-        );
+        check(&encoder.finish().unwrap(), Ok(vec![b"not json", gzip_record, b""]));
         check(b"", Ok(vec![]));
     }
 
     #[test]
     fn unreadable_objects_say_why() {
-        check(
-            b"{}",
-            Err(
-                "line 1: not a Firehose error document: missing field `attemptsMade` at line 1 column 2",
-            ),
-        );
-        check(
-            &[0x1f, 0x8b, 0x08],
-            Err("invalid gzip data: unexpected end of file"),
-        );
-        let oversized = format!(
-            "{}\n{}\n",
-            document(b"ok"),
-            document(&vec![b'x'; MAX_RECORD_BYTES + 1])
-        );
-        check(
-            oversized.as_bytes(),
-            Err(
-                "document 2: its record is 1024001 bytes, more than a Firehose record can hold (1024000 bytes)",
-            ),
-        );
-        check(
-            document(&vec![b'x'; MAX_RECORD_BYTES]).as_bytes(),
-            Ok(vec![&vec![b'x'; MAX_RECORD_BYTES]]),
-        );
+        check(b"{}", Err("line 1: not a Firehose error document: missing field `attemptsMade` at line 1 column 2"));
+        check(&[0x1f, 0x8b, 0x08], Err("invalid gzip data: unexpected end of file"));
+        let oversized = format!("{}\n{}\n", document(b"ok"), document(&vec![b'x'; MAX_RECORD_BYTES + 1]));
+        check(oversized.as_bytes(), Err("document 2: its record is 1024001 bytes, more than a Firehose record can hold (1024000 bytes)"));
+        check(document(&vec![b'x'; MAX_RECORD_BYTES]).as_bytes(), Ok(vec![&vec![b'x'; MAX_RECORD_BYTES]]));
     }
 }

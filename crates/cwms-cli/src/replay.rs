@@ -67,9 +67,7 @@ Examples:
 fn parse_record_bytes(text: &str) -> Result<usize, String> {
     let bytes: usize = text.parse().map_err(|e| format!("{e}"))?;
     if !(1..=MAX_RECORD_BYTES).contains(&bytes) {
-        return Err(format!(
-            "must be 1 to {MAX_RECORD_BYTES} (Firehose's 1,000 KiB record limit)"
-        ));
+        return Err(format!("must be 1 to {MAX_RECORD_BYTES} (Firehose's 1,000 KiB record limit)"));
     }
     Ok(bytes)
 }
@@ -115,13 +113,7 @@ async fn dry_run(args: Args, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
             |_| true,
             || false,
             |path, packed| {
-                println!(
-                    "{}: {} lines in {} records ({} bytes)",
-                    path.display(),
-                    packed.lines,
-                    packed.records.len(),
-                    packed.bytes
-                );
+                println!("{}: {} lines in {} records ({} bytes)", path.display(), packed.lines, packed.records.len(), packed.bytes);
             },
         )
     })
@@ -135,10 +127,7 @@ async fn dry_run(args: Args, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         eprintln!("{problem}");
     }
     if !scan.problems.is_empty() {
-        bail!(
-            "{} of the files could not be sent (named above)",
-            scan.problems.len()
-        );
+        bail!("{} of the files could not be sent (named above)", scan.problems.len());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -154,13 +143,7 @@ async fn replay(args: Args, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         let sender = sender.clone();
         let record_bytes = args.record_bytes;
         tokio::task::spawn_blocking(move || {
-            scan(
-                &files,
-                record_bytes,
-                |batch| batches.blocking_send(batch).is_ok(),
-                || sender.stopped().is_some(),
-                |_, _| {},
-            )
+            scan(&files, record_bytes, |batch| batches.blocking_send(batch).is_ok(), || sender.stopped().is_some(), |_, _| {})
         })
     };
     let bar = progress_bar();
@@ -173,20 +156,13 @@ async fn replay(args: Args, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         .buffer_unordered(concurrency)
         .fold(Delivery::default(), |mut total, delivery| {
             total.add(delivery);
-            bar.set_message(format!(
-                "{} records sent in {} calls",
-                total.records, total.calls
-            ));
+            bar.set_message(format!("{} records sent in {} calls", total.records, total.calls));
             futures::future::ready(total)
         })
         .await;
     bar.finish_and_clear();
     let scan = reader.await.context("reading the files")?;
-    debug_assert_eq!(
-        scan.records,
-        delivery.records + delivery.undelivered,
-        "every record read is accounted for"
-    );
+    debug_assert_eq!(scan.records, delivery.records + delivery.undelivered, "every record read is accounted for");
 
     println!(
         "read {} files: {} lines packed into {} records ({} bytes)",
@@ -197,12 +173,7 @@ async fn replay(args: Args, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     );
     println!(
         "sent {} records ({} bytes) to Firehose stream {} in {} PutRecordBatch calls; {} records resent in {} retry calls",
-        delivery.records,
-        delivery.bytes,
-        args.stream,
-        delivery.calls,
-        delivery.retried_records,
-        delivery.retry_calls
+        delivery.records, delivery.bytes, args.stream, delivery.calls, delivery.retried_records, delivery.retry_calls
     );
     for problem in &scan.problems {
         eprintln!("{problem}");
@@ -218,16 +189,10 @@ async fn replay(args: Args, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         ));
     }
     if scan.files_not_read > 0 {
-        failures.push(format!(
-            "{} files were not read after the run stopped",
-            scan.files_not_read
-        ));
+        failures.push(format!("{} files were not read after the run stopped", scan.files_not_read));
     }
     if !scan.problems.is_empty() {
-        failures.push(format!(
-            "{} files could not be sent (named above)",
-            scan.problems.len()
-        ));
+        failures.push(format!("{} files could not be sent (named above)", scan.problems.len()));
     }
     if !failures.is_empty() {
         bail!("{}", failures.join("; "));
@@ -245,10 +210,7 @@ fn scan(
     stop: impl Fn() -> bool,
     mut on_file: impl FnMut(&Path, &Packed),
 ) -> Scan {
-    let mut scan = Scan {
-        files: files.len() as u64,
-        ..Scan::default()
-    };
+    let mut scan = Scan { files: files.len() as u64, ..Scan::default() };
     let mut batcher = Batcher::default();
     for (index, path) in files.iter().enumerate() {
         if stop() {
@@ -284,8 +246,7 @@ fn scan(
 
 fn read_and_pack(path: &Path, record_bytes: usize) -> Result<Packed, String> {
     let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let plain = cwms_decode::decompress(&bytes, cwms_decode::DEFAULT_MAX_DECOMPRESSED_BYTES)
-        .map_err(|e| e.to_string())?;
+    let plain = cwms_decode::decompress(&bytes, cwms_decode::DEFAULT_MAX_DECOMPRESSED_BYTES).map_err(|e| e.to_string())?;
     pack(&plain, record_bytes)
 }
 
@@ -321,8 +282,7 @@ fn pack(plain: &[u8], record_bytes: usize) -> Result<Packed, String> {
 fn files_to_send(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut walk = Walk::default();
     for input in inputs {
-        let metadata =
-            fs::metadata(input).with_context(|| format!("cannot read {}", input.display()))?;
+        let metadata = fs::metadata(input).with_context(|| format!("cannot read {}", input.display()))?;
         if metadata.is_dir() {
             let before = walk.files.len();
             walk.folder(input)?;
@@ -349,9 +309,7 @@ struct Walk {
 
 impl Walk {
     fn file(&mut self, path: &Path) -> anyhow::Result<()> {
-        let canonical = path
-            .canonicalize()
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let canonical = path.canonicalize().with_context(|| format!("cannot read {}", path.display()))?;
         if self.seen_files.insert(canonical) {
             self.files.push(path.to_owned());
         }
@@ -359,9 +317,7 @@ impl Walk {
     }
 
     fn folder(&mut self, dir: &Path) -> anyhow::Result<()> {
-        let canonical = dir
-            .canonicalize()
-            .with_context(|| format!("cannot read folder {}", dir.display()))?;
+        let canonical = dir.canonicalize().with_context(|| format!("cannot read folder {}", dir.display()))?;
         if !self.seen_folders.insert(canonical) {
             return Ok(());
         }
@@ -374,8 +330,7 @@ impl Walk {
         entries.sort_unstable();
         for path in entries {
             // `metadata` follows links, so a dangling link is reported here, not skipped.
-            let metadata =
-                fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let metadata = fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
             if metadata.is_dir() {
                 self.folder(&path)?;
             } else if metadata.is_file() {
@@ -390,9 +345,7 @@ impl Walk {
 
 fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("a valid template"),
-    );
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("a valid template"));
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }
@@ -404,26 +357,10 @@ mod tests {
     /// Packs `input` into records of at most `record_bytes` and compares them as text.
     fn check(input: &str, record_bytes: usize, expected: &[&str]) {
         let packed = pack(input.as_bytes(), record_bytes).unwrap();
-        let records: Vec<&str> = packed
-            .records
-            .iter()
-            .map(|r| std::str::from_utf8(r.as_ref()).unwrap())
-            .collect();
-        assert_eq!(
-            records, expected,
-            "{input:?} into records of {record_bytes} bytes"
-        );
-        assert_eq!(
-            packed.bytes,
-            expected.iter().map(|r| r.len() as u64).sum::<u64>()
-        );
-        assert_eq!(
-            packed.lines,
-            expected
-                .iter()
-                .map(|r| r.matches('\n').count() as u64)
-                .sum::<u64>()
-        );
+        let records: Vec<&str> = packed.records.iter().map(|r| std::str::from_utf8(r.as_ref()).unwrap()).collect();
+        assert_eq!(records, expected, "{input:?} into records of {record_bytes} bytes");
+        assert_eq!(packed.bytes, expected.iter().map(|r| r.len() as u64).sum::<u64>());
+        assert_eq!(packed.lines, expected.iter().map(|r| r.matches('\n').count() as u64).sum::<u64>());
     }
 
     #[test]
@@ -436,11 +373,7 @@ mod tests {
         // A line longer than the record size travels alone, never split.
         check("a\nbbbbbbbb\nc\n", 4, &["a\n", "bbbbbbbb\n", "c\n"]);
         // Blank lines are skipped and a CRLF ending becomes a LF; the line itself is untouched.
-        check(
-            "{\"x\": 1} \r\n\n  \nnot json\n",
-            100,
-            &["{\"x\": 1} \nnot json\n"],
-        );
+        check("{\"x\": 1} \r\n\n  \nnot json\n", 100, &["{\"x\": 1} \nnot json\n"]);
     }
 
     #[test]
@@ -465,23 +398,15 @@ mod tests {
         }
         std::os::unix::fs::symlink(root, root.join("c/loop")).unwrap();
         let files = files_to_send(&[root.join("b/1"), root.to_owned()]).unwrap();
-        let names: Vec<String> = files
-            .iter()
-            .map(|p| p.strip_prefix(root).unwrap().display().to_string())
-            .collect();
+        let names: Vec<String> = files.iter().map(|p| p.strip_prefix(root).unwrap().display().to_string()).collect();
         assert_eq!(names, ["b/1", "a.ndjson", "b/2.gz", "c/d/e"]);
 
         fs::create_dir(root.join("empty")).unwrap();
-        let error = files_to_send(&[root.join("empty")])
-            .unwrap_err()
-            .to_string();
+        let error = files_to_send(&[root.join("empty")]).unwrap_err().to_string();
         assert!(error.ends_with("empty holds no files to send"), "{error}");
         std::os::unix::fs::symlink(root.join("gone"), root.join("c/dangling")).unwrap();
         let error = format!("{:#}", files_to_send(&[root.to_owned()]).unwrap_err());
-        assert!(
-            error.contains("c/dangling: No such file or directory"),
-            "{error}"
-        );
+        assert!(error.contains("c/dangling: No such file or directory"), "{error}");
     }
 
     #[test]
@@ -502,22 +427,9 @@ mod tests {
             || false,
             |_, _| {},
         );
-        assert_eq!(
-            (
-                scan.files,
-                scan.lines,
-                scan.records,
-                scan.bytes,
-                scan.batches
-            ),
-            (3, 6, 6, 12, 1)
-        );
+        assert_eq!((scan.files, scan.lines, scan.records, scan.bytes, scan.batches), (3, 6, 6, 12, 1));
         assert_eq!(batches[0].records.len(), 6);
         assert_eq!(scan.problems.len(), 1);
-        assert!(
-            scan.problems[0].starts_with(&format!("{}: ", bad.display())),
-            "{:?}",
-            scan.problems
-        );
+        assert!(scan.problems[0].starts_with(&format!("{}: ", bad.display())), "{:?}", scan.problems);
     }
 }

@@ -115,7 +115,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (hour_files, hour_bytes) = summary.get(&Table::Metrics1h).copied().unwrap_or_default();
     let lake_rows = report.datums.saturating_sub(report.duplicates_merged);
     println!("cwms run: the whole pipeline on this machine, in {}", out.display());
-    println!("  generated   {} series x {} minutes = {generated_datums} datums, in {} Firehose records", spec.series, spec.minutes, records.len());
+    println!(
+        "  generated   {} series x {} minutes = {generated_datums} datums, in {} Firehose records",
+        spec.series,
+        spec.minutes,
+        records.len()
+    );
     println!(
         "  transform   {} events: {} records ok, {} dropped, {} failed ({} datums out)",
         events.len(),
@@ -124,7 +129,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         delivery.records_failed,
         delivery.datums
     );
-    println!("  firehose    {} raw objects in raw/, {} error objects in errors/processing-failed/ (original bytes, for `cwms redrive`)", delivery.raw.len(), delivery.errors.len());
+    println!(
+        "  firehose    {} raw objects in raw/, {} error objects in errors/processing-failed/ (original bytes, for `cwms redrive`)",
+        delivery.raw.len(),
+        delivery.errors.len()
+    );
     println!(
         "  compactor   {} datums read, {} duplicates merged, {} objects failed",
         report.datums,

@@ -28,7 +28,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         std::fs::read(&args.event).with_context(|| format!("reading event file {}", args.event.display()))?
     };
-    let event = FirehoseEvent::from_json(&bytes).with_context(|| format!("{} is not a Firehose transformation event", args.event.display()))?;
+    let event =
+        FirehoseEvent::from_json(&bytes).with_context(|| format!("{} is not a Firehose transformation event", args.event.display()))?;
     let mut outcome = cwms_transform::transform_to_json(&config, &event);
     outcome.response.push(b'\n');
     let mut stdout = std::io::stdout().lock();

@@ -123,15 +123,7 @@ fn one_event_to_a_json_file() {
     assert_eq!(event["deliveryStreamArn"], "arn:aws:firehose:us-east-1:123456789012:deliverystream/cwms-sample-stream");
     assert!(!event["records"].as_array().unwrap().is_empty());
 
-    let too_many = cwms(&[
-        "generate",
-        "--format",
-        "firehose-event",
-        "--max-event-bytes",
-        "200000",
-        "--out",
-        path.to_str().unwrap(),
-    ]);
+    let too_many = cwms(&["generate", "--format", "firehose-event", "--max-event-bytes", "200000", "--out", path.to_str().unwrap()]);
     assert_eq!(too_many.status.code(), Some(1));
     assert!(stderr(&too_many).contains("give --out a folder, add --one-event"), "{}", stderr(&too_many));
 

@@ -209,6 +209,9 @@ mod tests {
             "the checkpoint is for raw zone \"elsewhere\", not \"raw\""
         );
         let future = String::from_utf8(Checkpoint::new("raw").to_json()).unwrap().replace("\"version\": 1", "\"version\": 9");
-        assert_eq!(Checkpoint::from_json(future.as_bytes(), "raw").unwrap_err().to_string(), "unsupported checkpoint version 9 (this cwms reads version 1)");
+        assert_eq!(
+            Checkpoint::from_json(future.as_bytes(), "raw").unwrap_err().to_string(),
+            "unsupported checkpoint version 9 (this cwms reads version 1)"
+        );
     }
 }

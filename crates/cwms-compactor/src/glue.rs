@@ -42,7 +42,8 @@ pub async fn register(client: &Client, target: &GlueTarget, partitions: &BTreeSe
             continue;
         }
         let table_name = format!("{}{}", target.table_prefix, table.name());
-        let glue_error = |op: &str, e: String| Error::Glue { operation: op.to_owned(), table: format!("{}.{table_name}", target.database), message: e };
+        let glue_error =
+            |op: &str, e: String| Error::Glue { operation: op.to_owned(), table: format!("{}.{table_name}", target.database), message: e };
         let described = client
             .get_table()
             .database_name(&target.database)
@@ -50,7 +51,8 @@ pub async fn register(client: &Client, target: &GlueTarget, partitions: &BTreeSe
             .send()
             .await
             .map_err(|e| glue_error("GetTable", aws_sdk_glue::error::DisplayErrorContext(e).to_string()))?;
-        let descriptor = described.table().and_then(|t| t.storage_descriptor()).cloned().unwrap_or_else(|| StorageDescriptor::builder().build());
+        let descriptor =
+            described.table().and_then(|t| t.storage_descriptor()).cloned().unwrap_or_else(|| StorageDescriptor::builder().build());
         for chunk in values.chunks(BATCH) {
             let inputs: Vec<PartitionInput> = chunk
                 .iter()

@@ -360,7 +360,8 @@ pub async fn compact(raw: &dyn ObjectStore, raw_id: &str, lake: &dyn ObjectStore
         // A batch whose partitions did not all publish stays out of the checkpoint, so its raw
         // objects are read again next run (harmless: merging is idempotent).
         let processed: Vec<&str> = if batch_clean { mapped.decoded.iter().map(String::as_str).collect() } else { Vec::new() };
-        checkpoint_etag = save_checkpoint(lake, raw_id, &mut checkpoint, checkpoint_etag, &processed, &mapped.failed, &listing, now_ms, options).await?;
+        checkpoint_etag =
+            save_checkpoint(lake, raw_id, &mut checkpoint, checkpoint_etag, &processed, &mapped.failed, &listing, now_ms, options).await?;
     }
 
     report.lag = listing
@@ -687,14 +688,21 @@ async fn merge_and_write(lake: &dyn ObjectStore, object: &LakeObject, incoming: 
 }
 
 /// Writes the `metrics_1h` object of `day` with the new rollups of `hours` (see [`publish_rollups`]).
-async fn write_day(lake: &dyn ObjectStore, day: &LakeObject, hours: &[(&LakeObject, &HourRollup)], options: &Options) -> Result<Write, WriteError> {
+async fn write_day(
+    lake: &dyn ObjectStore,
+    day: &LakeObject,
+    hours: &[(&LakeObject, &HourRollup)],
+    options: &Options,
+) -> Result<Write, WriteError> {
     let key = day.key();
     for _ in 0..MAX_WRITE_ATTEMPTS {
         let existing = lake.get(&key).await?;
         let mut rows = match &existing {
             Some(found) => {
                 let (bytes, day_c, location) = (found.bytes.clone(), day.clone(), lake.describe(&key));
-                blocking(move || cwms_parquet::decode(bytes, &day_c, &location).map_err(|e| e.to_string())).await?.map_err(WriteError::Object)?
+                blocking(move || cwms_parquet::decode(bytes, &day_c, &location).map_err(|e| e.to_string()))
+                    .await?
+                    .map_err(WriteError::Object)?
             }
             None => Partition::new(),
         };
@@ -703,7 +711,8 @@ async fn write_day(lake: &dyn ObjectStore, day: &LakeObject, hours: &[(&LakeObje
         let listing = lake.list(&partition_path(Table::Metrics1m, day.dt(), day.namespace())).await?;
         let mut fresh: Vec<&Partition> = Vec::new();
         let mut from_lake: Vec<LakeObject> = Vec::new();
-        let listed: Vec<(LakeObject, &ObjectMeta)> = listing.iter().filter_map(|meta| Some((LakeObject::parse(&meta.key).ok()?, meta))).collect();
+        let listed: Vec<(LakeObject, &ObjectMeta)> =
+            listing.iter().filter_map(|meta| Some((LakeObject::parse(&meta.key).ok()?, meta))).collect();
         for (object, rollup) in hours {
             match listed.iter().find(|(o, _)| o == *object) {
                 Some((_, meta)) if meta.etag.is_some() && meta.etag != rollup.etag => from_lake.push((*object).clone()),
@@ -715,7 +724,8 @@ async fn write_day(lake: &dyn ObjectStore, day: &LakeObject, hours: &[(&LakeObje
                 from_lake.push(object.clone());
             }
         }
-        let replaced: Vec<i64> = hours.iter().map(|(o, _)| o.time_range_ms().start).chain(from_lake.iter().map(|o| o.time_range_ms().start)).collect();
+        let replaced: Vec<i64> =
+            hours.iter().map(|(o, _)| o.time_range_ms().start).chain(from_lake.iter().map(|o| o.time_range_ms().start)).collect();
         rows.retain_timestamps(|ts| !replaced.contains(&ts));
         for partition in fresh {
             rows.merge(partition);
@@ -724,13 +734,16 @@ async fn write_day(lake: &dyn ObjectStore, day: &LakeObject, hours: &[(&LakeObje
             let key = object.key();
             let Some(found) = lake.get(&key).await? else { continue };
             let location = lake.describe(&key);
-            let rollup = blocking(move || cwms_parquet::decode(found.bytes, &object, &location).map(|p| rollup_hourly(&p)).map_err(|e| e.to_string()))
-                .await?
-                .map_err(WriteError::Object)?;
+            let rollup = blocking(move || {
+                cwms_parquet::decode(found.bytes, &object, &location).map(|p| rollup_hourly(&p)).map_err(|e| e.to_string())
+            })
+            .await?
+            .map_err(WriteError::Object)?;
             rows.merge(&rollup);
         }
         let (day_c, write) = (day.clone(), options.write.clone());
-        let bytes = blocking(move || cwms_parquet::encode(&rows, &day_c, &write).map_err(|e| e.to_string())).await?.map_err(WriteError::Object)?;
+        let bytes =
+            blocking(move || cwms_parquet::encode(&rows, &day_c, &write).map_err(|e| e.to_string())).await?.map_err(WriteError::Object)?;
         if let Some((bytes_written, etag)) = put_if_changed(lake, &key, existing.as_ref(), bytes).await? {
             return Ok(Write { bytes_written, duplicates: 0, etag, rollup: None });
         }

@@ -28,14 +28,18 @@ async fn main() -> Result<(), Error> {
     let (settings, options) = (Arc::new(settings), Arc::new(options));
     let function_name: Arc<str> = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default().into();
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
-        let (raw, lake, settings, options, function_name) = (raw.clone(), lake.clone(), settings.clone(), options.clone(), function_name.clone());
+        let (raw, lake, settings, options, function_name) =
+            (raw.clone(), lake.clone(), settings.clone(), options.clone(), function_name.clone());
         async move {
             let report = compact(raw.as_ref(), &settings.raw, lake.as_ref(), &options).await;
             println!("{}", emf_document(report.as_ref().ok(), &function_name));
             let report = report?;
             tracing::info!(?report, "compaction finished");
             if !report.is_success() {
-                return Err(Error::from(format!("compaction finished with problems: {:?} {:?}", report.objects_failed, report.partition_errors)));
+                return Err(Error::from(format!(
+                    "compaction finished with problems: {:?} {:?}",
+                    report.objects_failed, report.partition_errors
+                )));
             }
             Ok::<_, Error>(report.summary_json())
         }

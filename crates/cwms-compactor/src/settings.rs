@@ -55,7 +55,11 @@ impl Settings {
                 GLUE_DATABASE => database = Some(value).filter(|v| !v.is_empty()),
                 GLUE_TABLE_PREFIX => prefix = value,
                 CODEC => {
-                    codec = value.parse().map_err(|e: cwms_parquet::Error| SettingsError::Invalid { name: name.clone(), value: value.clone(), reason: e.to_string() })?
+                    codec = value.parse().map_err(|e: cwms_parquet::Error| SettingsError::Invalid {
+                        name: name.clone(),
+                        value: value.clone(),
+                        reason: e.to_string(),
+                    })?
                 }
                 MAX_POINTS => {
                     max_points = value.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| SettingsError::Invalid {
@@ -86,12 +90,17 @@ mod tests {
 
     #[test]
     fn settings() {
-        let s = check(&[("CWMS_RAW", "s3://b/raw/"), ("CWMS_LAKE", "s3://b/lake/"), ("CWMS_GLUE_DATABASE", "cwms"), ("HOME", "/")]).unwrap();
+        let s =
+            check(&[("CWMS_RAW", "s3://b/raw/"), ("CWMS_LAKE", "s3://b/lake/"), ("CWMS_GLUE_DATABASE", "cwms"), ("HOME", "/")]).unwrap();
         assert_eq!(s.glue, Some(("cwms".into(), String::new())));
         assert_eq!(check(&[("CWMS_LAKE", "x")]).unwrap_err(), "missing setting CWMS_RAW");
         assert_eq!(check(&[("CWMS_RAW", "x")]).unwrap_err(), "missing setting CWMS_LAKE");
-        assert!(check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_LAKES", "z")]).unwrap_err().starts_with("unknown setting CWMS_LAKES"));
-        assert!(check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_CODEC", "lz5")]).unwrap_err().starts_with("setting CWMS_CODEC=\"lz5\": "));
+        assert!(
+            check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_LAKES", "z")]).unwrap_err().starts_with("unknown setting CWMS_LAKES")
+        );
+        assert!(
+            check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_CODEC", "lz5")]).unwrap_err().starts_with("setting CWMS_CODEC=\"lz5\": ")
+        );
         assert_eq!(check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_MAX_POINTS", "250000")]).unwrap().max_points, 250_000);
         for bad in ["0", "-1", "1e6", ""] {
             assert_eq!(

@@ -209,7 +209,13 @@ async fn rollups_recompute_hours_missing_from_the_day() {
 async fn a_crash_at_any_step_converges_on_rerun() {
     let objects = raw_objects();
     let reference = reference_lake(&objects).await;
-    for point in [FailPoint::AfterDecode, FailPoint::AfterMinuteObjects(1), FailPoint::AfterMinuteObjects(4), FailPoint::BeforeRollup, FailPoint::BeforeCheckpoint] {
+    for point in [
+        FailPoint::AfterDecode,
+        FailPoint::AfterMinuteObjects(1),
+        FailPoint::AfterMinuteObjects(4),
+        FailPoint::BeforeRollup,
+        FailPoint::BeforeCheckpoint,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
         write_raw(&raw, &objects).await;
@@ -231,11 +237,16 @@ async fn a_corrupt_raw_object_is_reported_recorded_and_left_in_place() {
     write_raw(&raw, &objects).await;
     let report = run(&raw, &lake, &options()).await.unwrap();
     assert!(!report.is_success());
-    let failed: Vec<(String, String)> = report.objects_failed.iter().map(|p| (p.location.rsplit('/').next().unwrap().to_owned(), p.reason.clone())).collect();
+    let failed: Vec<(String, String)> =
+        report.objects_failed.iter().map(|p| (p.location.rsplit('/').next().unwrap().to_owned(), p.reason.clone())).collect();
     assert_eq!(
         failed,
         [
-            ("badline".to_owned(), "1 of 2 lines invalid; first: line 2: field `namespace`: invalid type: integer `1`, expected a string at column 14".to_owned()),
+            (
+                "badline".to_owned(),
+                "1 of 2 lines invalid; first: line 2: field `namespace`: invalid type: integer `1`, expected a string at column 14"
+                    .to_owned()
+            ),
             ("broken.gz".to_owned(), "invalid gzip data: incomplete deflate stream".to_owned()),
         ]
     );
@@ -300,7 +311,11 @@ async fn a_checkpoint_for_another_raw_zone_is_refused() {
 
 #[test]
 fn batches_respect_the_byte_budget() {
-    let objects: Vec<ObjectMeta> = [5u64, 5, 20, 1, 1].iter().enumerate().map(|(i, s)| ObjectMeta { key: i.to_string(), size: *s, last_modified_ms: 0, etag: None }).collect();
+    let objects: Vec<ObjectMeta> = [5u64, 5, 20, 1, 1]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ObjectMeta { key: i.to_string(), size: *s, last_modified_ms: 0, etag: None })
+        .collect();
     let refs: Vec<&ObjectMeta> = objects.iter().collect();
     let sizes: Vec<Vec<u64>> = batches(&refs, 10).iter().map(|b| b.iter().map(|o| o.size).collect()).collect();
     assert_eq!(sizes, [vec![5, 5], vec![20], vec![1, 1]]);

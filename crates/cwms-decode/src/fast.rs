@@ -300,9 +300,15 @@ mod tests {
     #[test]
     fn takes_the_common_shape() {
         assert!(check(BASE));
-        assert!(check(r#"{"metric_stream_name":"MyMetricStream","account_id":"1234567890","region":"us-east-1","namespace":"AWS/EC2","metric_name":"DiskWriteOps","dimensions":{"InstanceId":"i-123456789012"},"timestamp":1611929698000,"value":{"count":3.0,"sum":20.0,"max":18.0,"min":0.0,"p99":17.56,"p99.9":17.8764,"TM(25%:75%)":16.43},"unit":"Seconds"}"#));
-        assert!(check(r#" { "account_id" : "1" , "region":"r","namespace":"N","metric_name":"M","timestamp":0,"value":{"min":-0.0,"max":-1.5,"sum":0.1,"count":0} } "#));
-        assert!(check(r#"{"account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{},"timestamp":253402300799999,"value":{"count":1,"sum":9007199254740993,"max":463.04499999999996,"min":0.00133333333333333},"unit":"é/s"}"#));
+        assert!(check(
+            r#"{"metric_stream_name":"MyMetricStream","account_id":"1234567890","region":"us-east-1","namespace":"AWS/EC2","metric_name":"DiskWriteOps","dimensions":{"InstanceId":"i-123456789012"},"timestamp":1611929698000,"value":{"count":3.0,"sum":20.0,"max":18.0,"min":0.0,"p99":17.56,"p99.9":17.8764,"TM(25%:75%)":16.43},"unit":"Seconds"}"#
+        ));
+        assert!(check(
+            r#" { "account_id" : "1" , "region":"r","namespace":"N","metric_name":"M","timestamp":0,"value":{"min":-0.0,"max":-1.5,"sum":0.1,"count":0} } "#
+        ));
+        assert!(check(
+            r#"{"account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{},"timestamp":253402300799999,"value":{"count":1,"sum":9007199254740993,"max":463.04499999999996,"min":0.00133333333333333},"unit":"é/s"}"#
+        ));
     }
 
     #[test]
@@ -338,10 +344,36 @@ mod tests {
 
     fn json_number() -> impl Strategy<Value = String> {
         prop::sample::select(vec![
-            "0", "1", "-1", "-0", "0.0", "-0.0", "1.5", "-2.25", "463.04499999999996", "699933.8159999999", "1e3", "1E-3",
-            "01", "1.", ".5", "9007199254740993", "18446744073709551615", "18446744073709551616", "253402300799999",
-            "253402300800000", "60000.0", "2.2250738585072014e-308", "1e999", "0.1000000000000000055511151231257827",
-            "123456789012345678901234567890.5", "NaN", "null", "true", "\"1\"", "[1]",
+            "0",
+            "1",
+            "-1",
+            "-0",
+            "0.0",
+            "-0.0",
+            "1.5",
+            "-2.25",
+            "463.04499999999996",
+            "699933.8159999999",
+            "1e3",
+            "1E-3",
+            "01",
+            "1.",
+            ".5",
+            "9007199254740993",
+            "18446744073709551615",
+            "18446744073709551616",
+            "253402300799999",
+            "253402300800000",
+            "60000.0",
+            "2.2250738585072014e-308",
+            "1e999",
+            "0.1000000000000000055511151231257827",
+            "123456789012345678901234567890.5",
+            "NaN",
+            "null",
+            "true",
+            "\"1\"",
+            "[1]",
         ])
         .prop_map(str::to_owned)
     }
@@ -354,7 +386,10 @@ mod tests {
 
     fn line() -> impl Strategy<Value = String> {
         let stats = prop::collection::vec(
-            (prop::sample::select(vec!["\"count\"", "\"sum\"", "\"max\"", "\"min\"", "\"p99\"", "\"p99.9\"", "\"c\\u006fount\""]), json_number()),
+            (
+                prop::sample::select(vec!["\"count\"", "\"sum\"", "\"max\"", "\"min\"", "\"p99\"", "\"p99.9\"", "\"c\\u006fount\""]),
+                json_number(),
+            ),
             0..7,
         );
         let dims = prop::collection::vec((json_string(), json_string()), 0..4);

@@ -60,9 +60,7 @@ pub fn decode_line_str(line: &str) -> Result<Datum<'_>, LineProblem> {
 
 fn decode<'de, R: serde_json::de::Read<'de>>(mut deserializer: serde_json::Deserializer<R>) -> Result<Datum<'de>, LineProblem> {
     let mut state = State::default();
-    let result = DatumSeed { state: &mut state }
-        .deserialize(&mut deserializer)
-        .and_then(|datum| deserializer.end().map(|()| datum));
+    let result = DatumSeed { state: &mut state }.deserialize(&mut deserializer).and_then(|datum| deserializer.end().map(|()| datum));
     result.map_err(|error| {
         let field = state.in_field.then(|| std::mem::take(&mut state.field));
         state.problem.take().unwrap_or_else(|| classify(&error, field))
@@ -178,10 +176,9 @@ impl<'de> Visitor<'de> for DatumSeed<'_> {
         let mut required = |name: &'static str, v: Option<Cow<'de, str>>| -> Result<Cow<'de, str>, A::Error> {
             match v {
                 None => Err(state.fail(LineProblem::MissingField(name))),
-                Some(s) if s.is_empty() => Err(state.fail(LineProblem::InvalidField {
-                    field: name.to_owned(),
-                    detail: "must not be empty".to_owned(),
-                })),
+                Some(s) if s.is_empty() => {
+                    Err(state.fail(LineProblem::InvalidField { field: name.to_owned(), detail: "must not be empty".to_owned() }))
+                }
                 Some(s) => Ok(s),
             }
         };
@@ -254,9 +251,7 @@ impl<'de> de::Deserialize<'de> for Timestamp {
                 if (0..=MAX_TIMESTAMP_MS).contains(&v) {
                     Ok(Timestamp(v))
                 } else {
-                    Err(E::custom(format_args!(
-                        "epoch milliseconds {v} out of range (0 to {MAX_TIMESTAMP_MS}, 1970 to 9999)"
-                    )))
+                    Err(E::custom(format_args!("epoch milliseconds {v} out of range (0 to {MAX_TIMESTAMP_MS}, 1970 to 9999)")))
                 }
             }
         }
@@ -447,7 +442,11 @@ mod tests {
 
     #[test]
     fn normalizes() {
-        ok("", BASE, r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":60000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#);
+        ok(
+            "",
+            BASE,
+            r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":60000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#,
+        );
         // Dimensions and statistics sorted by name; extra statistics kept under their exact names.
         ok(
             r#"{"D":"v"}"#,
@@ -479,14 +478,26 @@ mod tests {
             r#""future_field":[1,{"x":2}],"#,
             r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{},"timestamp":60000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#,
         );
-        ok(r#""timestamp":60000"#, r#""timestamp":60000.0"#, &BASE.replace(r#""count":1,"sum":2,"max":3,"min":0"#, r#""count":1.0,"sum":2.0,"max":3.0,"min":0.0"#));
+        ok(
+            r#""timestamp":60000"#,
+            r#""timestamp":60000.0"#,
+            &BASE.replace(r#""count":1,"sum":2,"max":3,"min":0"#, r#""count":1.0,"sum":2.0,"max":3.0,"min":0.0"#),
+        );
     }
 
     /// Numbers read back to exactly the float their text denotes (serde_json's default parser
     /// is off by one ulp on some inputs; the lake must hold what CloudWatch sent).
     #[test]
     fn numbers_are_read_exactly() {
-        for text in ["463.04499999999996", "699933.8159999999", "0.00133333333333333", "2.2250738585072014e-308", "1e-300", "17.8764", "9007199254740993"] {
+        for text in [
+            "463.04499999999996",
+            "699933.8159999999",
+            "0.00133333333333333",
+            "2.2250738585072014e-308",
+            "1e-300",
+            "17.8764",
+            "9007199254740993",
+        ] {
             let line = BASE.replace(r#""sum":2"#, &format!(r#""sum":{text}"#));
             let datum = decode_line(line.as_bytes()).unwrap();
             assert_eq!(datum.sum.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
@@ -522,8 +533,16 @@ mod tests {
         bad(r#""min":0"#, r#""min":0,"p99":[1]"#, "field `value.p99`: invalid type: sequence, expected a number at column 181");
         bad(r#""account_id":"1""#, r#""account_id":1"#, "field `account_id`: invalid type: integer `1`, expected a string at column 40");
         bad(r#""D":"v""#, r#""D":7"#, "field `dimensions.D`: invalid type: integer `7`, expected a string at column 109");
-        bad(r#"{"D":"v"}"#, r#"["D","v"]"#, "field `dimensions`: invalid type: sequence, expected an object of dimension names to string values at column 103");
-        bad(r#"{"count":1,"sum":2,"max":3,"min":0}"#, "3", "field `value`: invalid type: integer `3`, expected an object of statistic names to numbers at column 140");
+        bad(
+            r#"{"D":"v"}"#,
+            r#"["D","v"]"#,
+            "field `dimensions`: invalid type: sequence, expected an object of dimension names to string values at column 103",
+        );
+        bad(
+            r#"{"count":1,"sum":2,"max":3,"min":0}"#,
+            "3",
+            "field `value`: invalid type: integer `3`, expected an object of statistic names to numbers at column 140",
+        );
         bad(r#""unit":"Count""#, r#""unit":true"#, "field `unit`: invalid type: boolean `true`, expected a string at column 186");
     }
 
@@ -531,10 +550,18 @@ mod tests {
     fn bad_numbers_and_timestamps() {
         bad(r#""sum":2"#, r#""sum":1e999"#, "field `value.sum`: invalid JSON: number out of range at column 161");
         bad(r#""count":1"#, r#""count":-1"#, "field `value.count`: a sample count cannot be negative, found -1");
-        bad("60000", "60000.5", "field `timestamp`: invalid value: floating point `60000.5`, expected integer epoch milliseconds at column 132");
+        bad(
+            "60000",
+            "60000.5",
+            "field `timestamp`: invalid value: floating point `60000.5`, expected integer epoch milliseconds at column 132",
+        );
         bad("60000", "\"60000\"", "field `timestamp`: invalid type: string \"60000\", expected integer epoch milliseconds at column 132");
         bad("60000", "-5", "field `timestamp`: epoch milliseconds -5 out of range (0 to 253402300799999, 1970 to 9999) at column 127");
-        bad("60000", "253402300800000", "field `timestamp`: epoch milliseconds 253402300800000 out of range (0 to 253402300799999, 1970 to 9999) at column 140");
+        bad(
+            "60000",
+            "253402300800000",
+            "field `timestamp`: epoch milliseconds 253402300800000 out of range (0 to 253402300799999, 1970 to 9999) at column 140",
+        );
         bad(r#""sum":2"#, r#""sum":NaN"#, "field `value.sum`: invalid JSON: expected value at column 157");
     }
 
@@ -550,7 +577,11 @@ mod tests {
 
     #[test]
     fn not_a_datum() {
-        bad("", r#"{"CHANGE":-0.09,"PRICE":4.96,"TICKER_SYMBOL":"KIN","SECTOR":"ENERGY"}"#, "not a CloudWatch metric-stream datum (it has none of the datum's fields)");
+        bad(
+            "",
+            r#"{"CHANGE":-0.09,"PRICE":4.96,"TICKER_SYMBOL":"KIN","SECTOR":"ENERGY"}"#,
+            "not a CloudWatch metric-stream datum (it has none of the datum's fields)",
+        );
         bad("", "{}", "not a CloudWatch metric-stream datum (it has none of the datum's fields)");
         bad("", "[1,2]", "expected a JSON object, found sequence");
         bad("", "\"text\"", "expected a JSON object, found string \"text\"");
@@ -563,4 +594,3 @@ mod tests {
         assert!(matches!(decode_line(b"\xff\xfe"), Err(LineProblem::Json(_))));
     }
 }
-

@@ -27,10 +27,7 @@ fn read(name: &str) -> Vec<u8> {
 fn ndjson(name: &str) -> (Vec<OwnedDatum>, Vec<(usize, LineProblem)>) {
     let bytes = read(name);
     let decoded = decode_lines(&bytes);
-    (
-        decoded.datums.into_iter().map(|d| d.into_owned()).collect(),
-        decoded.errors.into_iter().map(|e| (e.line, e.problem)).collect(),
-    )
+    (decoded.datums.into_iter().map(|d| d.into_owned()).collect(), decoded.errors.into_iter().map(|e| (e.line, e.problem)).collect())
 }
 
 /// The objects of a pretty-printed `.json` file (one object, or an array used as a test

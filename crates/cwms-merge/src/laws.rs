@@ -17,7 +17,11 @@ fn number() -> impl Strategy<Value = f64> {
 fn datum() -> impl Strategy<Value = OwnedDatum> {
     (
         (prop_oneof![Just("111122223333"), Just("444455556666")], prop_oneof![Just("AWS/EC2"), Just("Custom/App")]),
-        (prop_oneof![Just("CPUUtilization"), Just("NetworkIn")], prop::sample::subsequence(vec![("AutoScalingGroupName", "web"), ("InstanceId", "i-1")], 0..=2), any::<bool>()),
+        (
+            prop_oneof![Just("CPUUtilization"), Just("NetworkIn")],
+            prop::sample::subsequence(vec![("AutoScalingGroupName", "web"), ("InstanceId", "i-1")], 0..=2),
+            any::<bool>(),
+        ),
         (0i64..150, prop_oneof![Just(1.0), Just(2.0), Just(3.0)], number(), number(), number()),
         (prop::option::of(number()), prop_oneof![Just("Percent"), Just("Count")], prop::option::of(Just("stream-b"))),
     )

@@ -197,19 +197,16 @@ mod tests {
         let mut other = datum("CPU", "i-1", 0, 2.0, 2.0);
         other.account_id = "000000000000".into();
         let partition: Partition = [datum("CPU", "i-1", 1, 1.0, 1.0), datum("CPU", "i-1", 0, 1.0, 1.0), other].iter().collect();
-        let order: Vec<(&str, i64)> = partition.rows().iter().map(|r| (r.series.account_id(), r.timestamp_ms % 3_600_000 / 60_000)).collect();
+        let order: Vec<(&str, i64)> =
+            partition.rows().iter().map(|r| (r.series.account_id(), r.timestamp_ms % 3_600_000 / 60_000)).collect();
         assert_eq!(order, [("000000000000", 0), ("111122223333", 0), ("111122223333", 1)]);
     }
 
     #[test]
     fn tie_breaks_follow_the_total_order() {
         let base = datum("CPU", "i-1", 0, 1.0, 1.0);
-        let variants: [fn(&mut OwnedDatum); 4] = [
-            |d| d.max = 9.0,
-            |d| d.min = 0.5,
-            |d| d.stats = vec![("p99".into(), 1.0)],
-            |d| d.unit = "Seconds".into(),
-        ];
+        let variants: [fn(&mut OwnedDatum); 4] =
+            [|d| d.max = 9.0, |d| d.min = 0.5, |d| d.stats = vec![("p99".into(), 1.0)], |d| d.unit = "Seconds".into()];
         for change in variants {
             let mut bigger = base.clone();
             change(&mut bigger);

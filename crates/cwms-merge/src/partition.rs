@@ -219,12 +219,7 @@ impl Partition {
         self.insert_parts(datum, &dims, &stats)
     }
 
-    fn insert_parts<D: AsRef<str>, S: AsRef<str>>(
-        &mut self,
-        datum: &Datum<'_>,
-        dimensions: &[(D, D)],
-        stats: &[(S, f64)],
-    ) -> Outcome {
+    fn insert_parts<D: AsRef<str>, S: AsRef<str>>(&mut self, datum: &Datum<'_>, dimensions: &[(D, D)], stats: &[(S, f64)]) -> Outcome {
         let series = self.series.intern(&SeriesParts {
             account_id: &datum.account_id,
             region: &datum.region,
@@ -232,14 +227,7 @@ impl Partition {
             metric_name: &datum.metric_name,
             dimensions,
         });
-        let incoming = ValueParts {
-            unit: &datum.unit,
-            count: datum.count,
-            sum: datum.sum,
-            max: datum.max,
-            min: datum.min,
-            stats,
-        };
+        let incoming = ValueParts { unit: &datum.unit, count: datum.count, sum: datum.sum, max: datum.max, min: datum.min, stats };
         match self.points.entry((series, datum.timestamp_ms)) {
             Entry::Vacant(entry) => {
                 entry.insert(materialize(&mut self.names, &incoming));
@@ -349,16 +337,10 @@ impl Partition {
             group[series] = current_group;
             rank[series] = position;
         }
-        let mut entries: Vec<(usize, i64, usize, usize, &PointValue)> = self
-            .points
-            .iter()
-            .map(|(&(series, ts), value)| (group[series], ts, rank[series], series, value))
-            .collect();
+        let mut entries: Vec<(usize, i64, usize, usize, &PointValue)> =
+            self.points.iter().map(|(&(series, ts), value)| (group[series], ts, rank[series], series, value)).collect();
         entries.sort_unstable_by_key(|&(group, ts, rank, _, _)| (group, ts, rank));
-        entries
-            .into_iter()
-            .map(|(_, timestamp_ms, _, series, value)| Row { series: &keys[series], timestamp_ms, value })
-            .collect()
+        entries.into_iter().map(|(_, timestamp_ms, _, series, value)| Row { series: &keys[series], timestamp_ms, value }).collect()
     }
 }
 
@@ -372,10 +354,7 @@ impl PartialEq for Partition {
 
 impl fmt::Debug for Partition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Partition")
-            .field("series", &self.series_count())
-            .field("rows", &self.rows())
-            .finish()
+        f.debug_struct("Partition").field("series", &self.series_count()).field("rows", &self.rows()).finish()
     }
 }
 

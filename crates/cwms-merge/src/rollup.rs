@@ -41,11 +41,7 @@ pub fn rollup_hourly(partition: &Partition) -> Partition {
     while start < points.len() {
         let (series, first_ts, first) = points[start];
         let hour = hour_start_ms(first_ts);
-        let end = start
-            + points[start..]
-                .iter()
-                .take_while(|&&(s, ts, _)| s == series && hour_start_ms(ts) == hour)
-                .count();
+        let end = start + points[start..].iter().take_while(|&&(s, ts, _)| s == series && hour_start_ms(ts) == hour).count();
         rollup.insert_point(partition.series_key(series), hour, combine(first, &points[start + 1..end]));
         start = end;
     }
@@ -89,7 +85,18 @@ mod tests {
                 let instance = row.series.dimensions().map(|(_, v)| v).collect::<Vec<_>>().join(",");
                 let hour = (row.timestamp_ms - 1_764_115_200_000) / HOUR_MS;
                 let v = row.value;
-                format!("{} {} {} {} {} {} {} {} {}", row.series.metric_name(), instance, hour, v.count, v.sum, v.min, v.max, v.unit, v.stats.len())
+                format!(
+                    "{} {} {} {} {} {} {} {} {}",
+                    row.series.metric_name(),
+                    instance,
+                    hour,
+                    v.count,
+                    v.sum,
+                    v.min,
+                    v.max,
+                    v.unit,
+                    v.stats.len()
+                )
             })
             .collect();
         assert_eq!(rendered.join("\n"), expected.trim());

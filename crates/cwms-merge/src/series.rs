@@ -115,11 +115,7 @@ impl SeriesKey {
             && *self.namespace == *parts.namespace
             && *self.metric_name == *parts.metric_name
             && self.dimensions.len() == parts.dimensions.len()
-            && self
-                .dimensions
-                .iter()
-                .zip(parts.dimensions)
-                .all(|((ak, av), (bk, bv))| **ak == *bk.as_ref() && **av == *bv.as_ref())
+            && self.dimensions.iter().zip(parts.dimensions).all(|((ak, av), (bk, bv))| **ak == *bk.as_ref() && **av == *bv.as_ref())
     }
 
     fn parts(&self) -> SeriesParts<'_, Box<str>> {

@@ -130,7 +130,10 @@ mod tests {
     #[test]
     fn series_id_is_stable_and_separates_fields() {
         // The value is part of the lake's contract: it must never change between releases.
-        assert_eq!(series_id("1234567890", "us-east-1", "AWS/EC2", "CPUUtilization", "InstanceId=i-1"), series_id("1234567890", "us-east-1", "AWS/EC2", "CPUUtilization", "InstanceId=i-1"));
+        assert_eq!(
+            series_id("1234567890", "us-east-1", "AWS/EC2", "CPUUtilization", "InstanceId=i-1"),
+            series_id("1234567890", "us-east-1", "AWS/EC2", "CPUUtilization", "InstanceId=i-1")
+        );
         assert_ne!(series_id("ab", "c", "n", "m", ""), series_id("a", "bc", "n", "m", ""));
         assert_ne!(series_id("a", "r", "n", "m", "x=1"), series_id("a", "r", "n", "m", "x=2"));
     }

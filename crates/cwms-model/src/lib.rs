@@ -177,11 +177,7 @@ impl PartialEq for Datum<'_> {
             && self.unit == other.unit
             && self.metric_stream_name == other.metric_stream_name
             && self.stats.len() == other.stats.len()
-            && self
-                .stats
-                .iter()
-                .zip(&other.stats)
-                .all(|((an, av), (bn, bv))| an == bn && av.to_bits() == bv.to_bits())
+            && self.stats.iter().zip(&other.stats).all(|((an, av), (bn, bv))| an == bn && av.to_bits() == bv.to_bits())
     }
 }
 

@@ -34,7 +34,8 @@ fn ec2(instances: usize, minutes: i64, rng: &mut Lcg) -> Vec<OwnedDatum> {
     let mut out = Vec::new();
     for minute in 0..minutes {
         for instance in 0..instances {
-            let mut dimensions = vec![("InstanceId".into(), format!("i-0{:016x}", (instance as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 4).into())];
+            let mut dimensions =
+                vec![("InstanceId".into(), format!("i-0{:016x}", (instance as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 4).into())];
             if instance % 3 == 0 {
                 dimensions.insert(0, ("AutoScalingGroupName".into(), format!("web-asg-{}", instance % 4).into()));
             }

@@ -24,10 +24,12 @@ mod tests;
 
 pub use path::{DAY_OBJECT_NAME, LakeObject, Table, hive_escape, hive_unescape, partition_path};
 pub use read::decode;
-pub use schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TIMESTAMP_TZ, column, dictionary_string, lake_schema};
+pub use schema::{
+    MAP_ENTRIES, MAP_KEY, MAP_VALUE, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TIMESTAMP_TZ, column, dictionary_string, lake_schema,
+};
 pub use write::{
-    Codec, DEFAULT_DATA_PAGE_ROWS, DEFAULT_MAX_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, PLAIN_COLUMNS, SORTING_COLUMNS, WriteOptions, ZstdLevel, created_by,
-    encode, to_record_batch, writer_properties,
+    Codec, DEFAULT_DATA_PAGE_ROWS, DEFAULT_MAX_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, PLAIN_COLUMNS, SORTING_COLUMNS, WriteOptions, ZstdLevel,
+    created_by, encode, to_record_batch, writer_properties,
 };
 
 /// A boxed error from the Parquet or Arrow libraries.

@@ -120,9 +120,8 @@ impl<'b> Columns<'b> {
     /// The first column holding a null, if any. Required Parquet columns cannot hold nulls, so
     /// this only guards against a reader that would produce them anyway.
     fn null_column(&self) -> Option<&'static str> {
-        let dictionary_nulls = |d: &arrow_array::TypedDictionaryArray<'_, Int32Type, StringArray>| {
-            d.keys().null_count() + d.values().null_count()
-        };
+        let dictionary_nulls =
+            |d: &arrow_array::TypedDictionaryArray<'_, Int32Type, StringArray>| d.keys().null_count() + d.values().null_count();
         [
             (column::ACCOUNT_ID, dictionary_nulls(&self.account_id)),
             (column::REGION, dictionary_nulls(&self.region)),
@@ -173,10 +172,8 @@ impl<'o> RowDecoder<'o> {
     }
 
     fn decode_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        let columns = Columns::new(batch).ok_or_else(|| Error::Schema {
-            object: self.location.to_owned(),
-            detail: format!("columns read as {:?}", batch.schema()),
-        })?;
+        let columns = Columns::new(batch)
+            .ok_or_else(|| Error::Schema { object: self.location.to_owned(), detail: format!("columns read as {:?}", batch.schema()) })?;
         if let Some(name) = columns.null_column() {
             return Err(Error::Schema { object: self.location.to_owned(), detail: format!("column {name} holds nulls") });
         }
@@ -211,10 +208,7 @@ impl<'o> RowDecoder<'o> {
             }
             let timestamp_ms = timestamp_us / 1000;
             if !range.contains(&timestamp_ms) {
-                return Err(self.invalid(format!(
-                    "timestamp {timestamp_ms} ms is outside the object's {}..{} ms",
-                    range.start, range.end
-                )));
+                return Err(self.invalid(format!("timestamp {timestamp_ms} ms is outside the object's {}..{} ms", range.start, range.end)));
             }
 
             // Strictly increasing in the lake's order.
@@ -275,9 +269,7 @@ impl<'o> RowDecoder<'o> {
 
     fn check_dimension_key(&mut self, dimension_key: &str, dimensions: &[(Cow<'_, str>, Cow<'_, str>)]) -> Result<()> {
         let same_as_checked = self.checked_key.as_ref().is_some_and(|(key, pairs)| {
-            key == dimension_key
-                && pairs.len() == dimensions.len()
-                && pairs.iter().zip(dimensions).all(|((a, b), (c, d))| a == c && b == d)
+            key == dimension_key && pairs.len() == dimensions.len() && pairs.iter().zip(dimensions).all(|((a, b), (c, d))| a == c && b == d)
         });
         if same_as_checked {
             return Ok(());
@@ -293,7 +285,15 @@ impl<'o> RowDecoder<'o> {
         Ok(())
     }
 
-    fn check_series_id(&mut self, account_id: &str, region: &str, namespace: &str, metric_name: &str, dimension_key: &str, found: i64) -> Result<()> {
+    fn check_series_id(
+        &mut self,
+        account_id: &str,
+        region: &str,
+        namespace: &str,
+        metric_name: &str,
+        dimension_key: &str,
+        found: i64,
+    ) -> Result<()> {
         if let Some((a, r, m, d, id)) = &self.checked_series
             && (a.as_str(), r.as_str(), m.as_str(), d.as_str()) == (account_id, region, metric_name, dimension_key)
         {
@@ -304,9 +304,9 @@ impl<'o> RowDecoder<'o> {
         }
         let expected = cwms_model::series_id(account_id, region, namespace, metric_name, dimension_key);
         if expected != found {
-            return Err(self.invalid(format!(
-                "series_id {found} is not the fingerprint of its series ({expected}) in namespace {namespace:?}"
-            )));
+            return Err(
+                self.invalid(format!("series_id {found} is not the fingerprint of its series ({expected}) in namespace {namespace:?}"))
+            );
         }
         self.checked_series = Some((account_id.to_owned(), region.to_owned(), metric_name.to_owned(), dimension_key.to_owned(), expected));
         Ok(())

@@ -36,7 +36,12 @@ impl Lcg {
 /// minute, percentiles on CPU.
 pub(crate) fn sample(instances: usize, minutes: i64) -> Vec<OwnedDatum> {
     let mut rng = Lcg(42);
-    let metrics = [("CPUUtilization", "Percent", 100.0), ("NetworkIn", "Bytes", 1e7), ("DiskWriteOps", "Count", 500.0), ("StatusCheckFailed", "Count", 1.0)];
+    let metrics = [
+        ("CPUUtilization", "Percent", 100.0),
+        ("NetworkIn", "Bytes", 1e7),
+        ("DiskWriteOps", "Count", 500.0),
+        ("StatusCheckFailed", "Count", 1.0),
+    ];
     let mut out = Vec::new();
     for minute in 0..minutes {
         for instance in 0..instances {
@@ -126,11 +131,8 @@ fn parallel_encoding_writes_what_arrow_writer_writes() {
     // Several row groups, several pages per column chunk, every codec.
     let partition = partition_of(&sample(30, 60));
     for codec in [Codec::default(), Codec::Snappy, Codec::Uncompressed] {
-        let options = WriteOptions {
-            codec,
-            max_row_group_rows: NonZeroUsize::new(1000).unwrap(),
-            data_page_rows: NonZeroUsize::new(300).unwrap(),
-        };
+        let options =
+            WriteOptions { codec, max_row_group_rows: NonZeroUsize::new(1000).unwrap(), data_page_rows: NonZeroUsize::new(300).unwrap() };
         let sequential = write_batch(&to_record_batch(&partition).unwrap(), writer_properties(&options));
         assert_eq!(encode(&partition, &minutes_object(), &options).unwrap(), sequential, "{codec}");
     }
@@ -151,10 +153,7 @@ fn footer_records_the_policy() {
     let schema = file.schema_descr();
     let leaves: Vec<String> = (0..schema.num_columns()).map(|i| schema.column(i).path().string()).collect();
     assert!(leaves.contains(&"dimensions.key_value.key".to_owned()) && leaves.contains(&"stats.key_value.value".to_owned()), "{leaves:?}");
-    assert_eq!(
-        schema.column(7).logical_type_ref(),
-        Some(&LogicalType::timestamp(true, TimeUnit::MICROS))
-    );
+    assert_eq!(schema.column(7).logical_type_ref(), Some(&LogicalType::timestamp(true, TimeUnit::MICROS)));
 
     for group in metadata.row_groups() {
         let sorting: Vec<i32> = group.sorting_columns().unwrap().iter().map(|c| c.column_idx).collect();
@@ -256,7 +255,8 @@ fn other_schemas_are_refused() {
     let retyped = replace_column(&batch, column::SERIES_ID, as_text, Some(Field::new(column::SERIES_ID, DataType::Utf8, false)));
     check_decode_error(write_batch(&retyped, properties.clone()), "series_id");
 
-    let nullable = replace_column(&batch, column::SERIES_ID, Arc::clone(batch.column(5)), Some(Field::new(column::SERIES_ID, DataType::Int64, true)));
+    let nullable =
+        replace_column(&batch, column::SERIES_ID, Arc::clone(batch.column(5)), Some(Field::new(column::SERIES_ID, DataType::Int64, true)));
     check_decode_error(write_batch(&nullable, properties), "nullability");
 }
 
@@ -272,7 +272,8 @@ fn inconsistent_rows_are_refused() {
     check_decode_error(write_batch(&bad_id, properties.clone()), "row 3: series_id");
 
     let keys = batch.column(4).as_any().downcast_ref::<StringArray>().unwrap();
-    let bad_key: Vec<String> = keys.iter().enumerate().map(|(i, k)| if i == 2 { "InstanceId=i-x".into() } else { k.unwrap().to_owned() }).collect();
+    let bad_key: Vec<String> =
+        keys.iter().enumerate().map(|(i, k)| if i == 2 { "InstanceId=i-x".into() } else { k.unwrap().to_owned() }).collect();
     let bad_key = replace_column(&batch, column::DIMENSION_KEY, Arc::new(StringArray::from(bad_key)), None);
     check_decode_error(write_batch(&bad_key, properties.clone()), "row 2: dimension_key");
 

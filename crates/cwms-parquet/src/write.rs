@@ -14,12 +14,12 @@ use bytes::Bytes;
 use cwms_merge::{HOUR_MS, Partition, Row};
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
-use parquet::file::writer::SerializedFileWriter;
-use rayon::iter::{IndexedParallelIterator, IntoParallelIterator, ParallelIterator};
 use parquet::basic::Compression;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
+use rayon::iter::{IndexedParallelIterator, IntoParallelIterator, ParallelIterator};
 
 pub use parquet::basic::ZstdLevel;
 
@@ -60,9 +60,7 @@ pub enum Codec {
 impl Codec {
     /// Zstandard at `level` (1 to 22; negative levels are zstd's fast modes).
     pub fn zstd(level: i32) -> Result<Codec> {
-        ZstdLevel::try_new(level)
-            .map(Codec::Zstd)
-            .map_err(|e| Error::Codec { codec: format!("zstd({level})"), reason: e.to_string() })
+        ZstdLevel::try_new(level).map(Codec::Zstd).map_err(|e| Error::Codec { codec: format!("zstd({level})"), reason: e.to_string() })
     }
 
     fn compression(self) -> Compression {

@@ -12,8 +12,7 @@ use std::collections::HashSet;
 use crate::draw::{Draw, stream};
 
 /// The namespaces a sample can hold, in the order series are interleaved.
-pub const NAMESPACES: [&str; 5] =
-    ["AWS/EC2", "AWS/Lambda", "AWS/ApiGateway", "AWS/DynamoDB", "CloudWatchApiCourse/Performance"];
+pub const NAMESPACES: [&str; 5] = ["AWS/EC2", "AWS/Lambda", "AWS/ApiGateway", "AWS/DynamoDB", "CloudWatchApiCourse/Performance"];
 
 /// The most dimensions CloudWatch allows on one metric.
 pub const MAX_DIMENSIONS: usize = 30;
@@ -281,9 +280,7 @@ fn lambda_metrics(draw: &mut Draw) -> Vec<(Metric, Dimensions)> {
     vec![
         (Metric::new("Invocations", "Count", Model::Events).per_request(), vec![]),
         (
-            Metric::new("Duration", "Milliseconds", Model::Latency { median, skew })
-                .per_request()
-                .with_percentiles(&["p50", "p90", "p99"]),
+            Metric::new("Duration", "Milliseconds", Model::Latency { median, skew }).per_request().with_percentiles(&["p50", "p90", "p99"]),
             vec![],
         ),
         (Metric::new("Errors", "Count", Model::Flags { share: draw.uniform(0.0, 0.02) }).per_request(), vec![]),
@@ -502,6 +499,9 @@ mod tests {
     fn interleaves_namespaces() {
         let series = build(&[0, 1, 2, 3, 4], 7, 1, 0.0);
         let namespaces: Vec<_> = series.iter().map(|s| s.namespace).collect();
-        assert_eq!(namespaces, ["AWS/EC2", "AWS/Lambda", "AWS/ApiGateway", "AWS/DynamoDB", "CloudWatchApiCourse/Performance", "AWS/EC2", "AWS/Lambda"]);
+        assert_eq!(
+            namespaces,
+            ["AWS/EC2", "AWS/Lambda", "AWS/ApiGateway", "AWS/DynamoDB", "CloudWatchApiCourse/Performance", "AWS/EC2", "AWS/Lambda"]
+        );
     }
 }

@@ -361,12 +361,8 @@ pub fn raw_objects(spec: &Spec, records: &[SampleRecord]) -> Vec<RawObject> {
         let seconds = first.arrival_ms.div_euclid(1000);
         let (minute, second) = ((seconds / 60) % 60, seconds % 60);
         let (date, hh) = (hour.date(), hour.hour_text());
-        let key = format!(
-            "raw/{}/{hh}/{}-1-{date}-{hh}-{minute:02}-{second:02}-{}.gz",
-            date.replace('-', "/"),
-            spec.stream_name,
-            names.uuid()
-        );
+        let key =
+            format!("raw/{}/{hh}/{}-1-{date}-{hh}-{minute:02}-{second:02}-{}.gz", date.replace('-', "/"), spec.stream_name, names.uuid());
         objects.push(RawObject { key, bytes: gzip(&buffer), records: end - start });
         start = end;
     }

@@ -204,7 +204,13 @@ impl Spec {
             }
         }
         check_name("account_id", &self.account_id, 12, |c| c.is_ascii_digit(), "must be 1 to 12 digits")?;
-        check_name("region", &self.region, 32, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-', "must be 1 to 32 of a-z, 0-9 and -")?;
+        check_name(
+            "region",
+            &self.region,
+            32,
+            |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
+            "must be 1 to 32 of a-z, 0-9 and -",
+        )?;
         check_name(
             "stream_name",
             &self.stream_name,
@@ -230,7 +236,6 @@ impl Spec {
         }
     }
 }
-
 
 fn check_name(field: &'static str, value: &str, max: usize, ok: impl Fn(char) -> bool, reason: &'static str) -> Result<()> {
     if value.is_empty() || value.len() > max || !value.chars().all(ok) {

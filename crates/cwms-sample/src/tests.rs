@@ -53,9 +53,8 @@ fn within_one_ulp(a: f64, b: f64) -> bool {
 
 /// Asserts that a decoded datum carries what was generated.
 fn assert_same(got: &Datum<'_>, want: &Datum<'_>) {
-    let numbers = |d: &Datum<'_>| -> Vec<f64> {
-        [d.count, d.sum, d.max, d.min].into_iter().chain(d.stats.iter().map(|(_, v)| *v)).collect()
-    };
+    let numbers =
+        |d: &Datum<'_>| -> Vec<f64> { [d.count, d.sum, d.max, d.min].into_iter().chain(d.stats.iter().map(|(_, v)| *v)).collect() };
     let names = |d: &Datum<'_>| -> Vec<String> { d.stats.iter().map(|(n, _)| n.to_string()).collect() };
     let same = key(got) == key(want)
         && (&got.account_id, &got.region, &got.unit, &got.metric_stream_name)
@@ -268,9 +267,12 @@ fn malformed_records_fail_for_their_reason() {
             Malformation::TruncatedLine => assert!(problem.to_string().contains("EOF while parsing"), "{problem}"),
             Malformation::MissingValue => assert_eq!(problem, &LineProblem::MissingField("value")),
             Malformation::NonNumberStatistic => {
-                assert!(matches!(problem, LineProblem::InvalidField { field, detail }
+                assert!(
+                    matches!(problem, LineProblem::InvalidField { field, detail }
                     if ["value.max", "value.min", "value.sum", "value.count"].contains(&field.as_str())
-                        && detail.starts_with("invalid type: string")), "{problem}");
+                        && detail.starts_with("invalid type: string")),
+                    "{problem}"
+                );
             }
             Malformation::BadGzip => unreachable!(),
         }
@@ -403,10 +405,16 @@ fn validation() {
         "unknown namespace \"AWS/S3\" (known: AWS/EC2, AWS/Lambda, AWS/ApiGateway, AWS/DynamoDB, CloudWatchApiCourse/Performance)",
     );
     check_invalid(|s| s.namespaces = vec!["AWS/EC2".into(), "AWS/EC2".into()], "namespace \"AWS/EC2\" is listed more than once");
-    check_invalid(|s| s.namespaces.clear(), "at least one namespace is needed (known: AWS/EC2, AWS/Lambda, AWS/ApiGateway, AWS/DynamoDB, CloudWatchApiCourse/Performance)");
+    check_invalid(
+        |s| s.namespaces.clear(),
+        "at least one namespace is needed (known: AWS/EC2, AWS/Lambda, AWS/ApiGateway, AWS/DynamoDB, CloudWatchApiCourse/Performance)",
+    );
     check_invalid(|s| (s.malformed_share, s.malformations) = (0.1, vec![]), "malformed_share is above 0 but malformations is empty");
     check_invalid(|s| s.account_id = "12ab".into(), "account_id \"12ab\": must be 1 to 12 digits");
-    check_invalid(|s| s.stream_name = "my stream".into(), "stream_name \"my stream\": must be 1 to 64 of A-Z, a-z, 0-9, _, - and . (a valid Firehose delivery stream name)");
+    check_invalid(
+        |s| s.stream_name = "my stream".into(),
+        "stream_name \"my stream\": must be 1 to 64 of A-Z, a-z, 0-9, _, - and . (a valid Firehose delivery stream name)",
+    );
 }
 
 #[test]

@@ -40,10 +40,7 @@ pub enum Error {
 
     /// A store location that [`crate::open`] cannot open.
     #[error("invalid store location {location:?}: {reason}")]
-    InvalidLocation {
-        location: String,
-        reason: &'static str,
-    },
+    InvalidLocation { location: String, reason: &'static str },
 }
 
 /// The crate's result type.

@@ -45,10 +45,7 @@ pub fn validate_prefix(prefix: &str) -> Result<()> {
 
 fn check_segments<'a>(key: &str, mut segments: impl Iterator<Item = &'a str>) -> Result<()> {
     segments.try_for_each(|segment| match segment {
-        "" => Err(invalid(
-            key,
-            "the key has an empty segment (a leading, trailing or double `/`)",
-        )),
+        "" => Err(invalid(key, "the key has an empty segment (a leading, trailing or double `/`)")),
         "." | ".." => Err(invalid(key, "the key has a `.` or `..` segment")),
         s if s.contains(['\\', '\0']) => Err(invalid(key, "the key holds a backslash or a NUL")),
         _ => Ok(()),
@@ -56,10 +53,7 @@ fn check_segments<'a>(key: &str, mut segments: impl Iterator<Item = &'a str>) ->
 }
 
 fn invalid(key: &str, reason: &'static str) -> Error {
-    Error::InvalidKey {
-        key: key.to_owned(),
-        reason,
-    }
+    Error::InvalidKey { key: key.to_owned(), reason }
 }
 
 #[cfg(test)]
@@ -79,46 +73,16 @@ mod tests {
     #[test]
     fn keys() {
         check("a", Ok(()));
-        check(
-            "lake/metrics_1m/dt=2026-11-26/namespace=AWS%2FEC2/h=03.parquet",
-            Ok(()),
-        );
+        check("lake/metrics_1m/dt=2026-11-26/namespace=AWS%2FEC2/h=03.parquet", Ok(()));
         check(".hidden/..x/a.b", Ok(()));
         check("", Err(r#"invalid object key "": the key is empty"#));
-        check(
-            "/a",
-            Err(
-                r#"invalid object key "/a": the key has an empty segment (a leading, trailing or double `/`)"#,
-            ),
-        );
-        check(
-            "a/",
-            Err(
-                r#"invalid object key "a/": the key has an empty segment (a leading, trailing or double `/`)"#,
-            ),
-        );
-        check(
-            "a//b",
-            Err(
-                r#"invalid object key "a//b": the key has an empty segment (a leading, trailing or double `/`)"#,
-            ),
-        );
-        check(
-            "../a",
-            Err(r#"invalid object key "../a": the key has a `.` or `..` segment"#),
-        );
-        check(
-            "a/./b",
-            Err(r#"invalid object key "a/./b": the key has a `.` or `..` segment"#),
-        );
-        check(
-            r"a\b",
-            Err(r#"invalid object key "a\\b": the key holds a backslash or a NUL"#),
-        );
-        check(
-            "a\0",
-            Err(r#"invalid object key "a\0": the key holds a backslash or a NUL"#),
-        );
+        check("/a", Err(r#"invalid object key "/a": the key has an empty segment (a leading, trailing or double `/`)"#));
+        check("a/", Err(r#"invalid object key "a/": the key has an empty segment (a leading, trailing or double `/`)"#));
+        check("a//b", Err(r#"invalid object key "a//b": the key has an empty segment (a leading, trailing or double `/`)"#));
+        check("../a", Err(r#"invalid object key "../a": the key has a `.` or `..` segment"#));
+        check("a/./b", Err(r#"invalid object key "a/./b": the key has a `.` or `..` segment"#));
+        check(r"a\b", Err(r#"invalid object key "a\\b": the key holds a backslash or a NUL"#));
+        check("a\0", Err(r#"invalid object key "a\0": the key holds a backslash or a NUL"#));
     }
 
     #[test]
@@ -128,23 +92,9 @@ mod tests {
         check_prefix("raw/", Ok(()));
         check_prefix("raw/2026/11/2", Ok(()));
         check_prefix("..", Ok(()));
-        check_prefix(
-            "/raw",
-            Err(r#"invalid object key "/raw": the prefix starts with `/`"#),
-        );
-        check_prefix(
-            "../raw",
-            Err(r#"invalid object key "../raw": the key has a `.` or `..` segment"#),
-        );
-        check_prefix(
-            "raw//x",
-            Err(
-                r#"invalid object key "raw//x": the key has an empty segment (a leading, trailing or double `/`)"#,
-            ),
-        );
-        check_prefix(
-            r"raw\x",
-            Err(r#"invalid object key "raw\\x": the prefix holds a backslash or a NUL"#),
-        );
+        check_prefix("/raw", Err(r#"invalid object key "/raw": the prefix starts with `/`"#));
+        check_prefix("../raw", Err(r#"invalid object key "../raw": the key has a `.` or `..` segment"#));
+        check_prefix("raw//x", Err(r#"invalid object key "raw//x": the key has an empty segment (a leading, trailing or double `/`)"#));
+        check_prefix(r"raw\x", Err(r#"invalid object key "raw\\x": the prefix holds a backslash or a NUL"#));
     }
 }

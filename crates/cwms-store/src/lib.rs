@@ -49,10 +49,7 @@ mod s3;
 pub use error::{Error, Result};
 pub use key::{validate_key, validate_prefix};
 pub use local::LocalStore;
-pub use s3::{
-    DEFAULT_MULTIPART_PART_SIZE, DEFAULT_MULTIPART_THRESHOLD, MIN_MULTIPART_PART_SIZE, S3Store,
-    s3_client, s3_client_from_env,
-};
+pub use s3::{DEFAULT_MULTIPART_PART_SIZE, DEFAULT_MULTIPART_THRESHOLD, MIN_MULTIPART_PART_SIZE, S3Store, s3_client, s3_client_from_env};
 
 /// The boxed future every [`ObjectStore`] method returns, so the trait stays object safe and
 /// callers can hold an `Arc<dyn ObjectStore>` chosen at run time.
@@ -121,12 +118,7 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 
     /// Writes `bytes` at `key` under the condition `mode`. Readers see the old object or the
     /// new one, never a mix.
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        bytes: bytes::Bytes,
-        mode: PutMode,
-    ) -> BoxFuture<'a, Result<PutOutcome>>;
+    fn put<'a>(&'a self, key: &'a str, bytes: bytes::Bytes, mode: PutMode) -> BoxFuture<'a, Result<PutOutcome>>;
 
     /// Human-readable location of a key for messages, e.g. `s3://bucket/prefix/key` or
     /// `/path/to/dir/key`.
@@ -147,9 +139,7 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 /// credentials show up on the first operation.
 pub async fn open(location: &str) -> Result<Arc<dyn ObjectStore>> {
     Ok(match Location::parse(location)? {
-        Location::S3 { bucket, prefix } => {
-            Arc::new(S3Store::new(s3_client_from_env().await, bucket, prefix))
-        }
+        Location::S3 { bucket, prefix } => Arc::new(S3Store::new(s3_client_from_env().await, bucket, prefix)),
         Location::Local(path) => Arc::new(LocalStore::create(path).await?),
     })
 }
@@ -163,10 +153,7 @@ enum Location<'a> {
 
 impl<'a> Location<'a> {
     fn parse(location: &'a str) -> Result<Self> {
-        let invalid = |reason| Error::InvalidLocation {
-            location: location.to_owned(),
-            reason,
-        };
+        let invalid = |reason| Error::InvalidLocation { location: location.to_owned(), reason };
         if let Some(rest) = location.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -174,21 +161,15 @@ impl<'a> Location<'a> {
             }
             let prefix = prefix.trim_matches('/');
             if !prefix.is_empty() && validate_key(prefix).is_err() {
-                return Err(invalid(
-                    "the prefix has an empty, `.` or `..` segment, a backslash or a NUL",
-                ));
+                return Err(invalid("the prefix has an empty, `.` or `..` segment, a backslash or a NUL"));
             }
             return Ok(Self::S3 { bucket, prefix });
         }
         if let Some((scheme, _)) = location.split_once("://")
             && !scheme.is_empty()
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         {
-            return Err(invalid(
-                "only s3:// URLs and local directory paths are supported",
-            ));
+            return Err(invalid("only s3:// URLs and local directory paths are supported"));
         }
         if location.is_empty() {
             return Err(invalid("the location is empty"));
@@ -209,61 +190,25 @@ mod tests {
     #[test]
     fn locations() {
         use Location::*;
-        check(
-            "s3://bucket",
-            Ok(S3 {
-                bucket: "bucket",
-                prefix: "",
-            }),
-        );
-        check(
-            "s3://bucket/",
-            Ok(S3 {
-                bucket: "bucket",
-                prefix: "",
-            }),
-        );
-        check(
-            "s3://bucket/lake/raw/",
-            Ok(S3 {
-                bucket: "bucket",
-                prefix: "lake/raw",
-            }),
-        );
+        check("s3://bucket", Ok(S3 { bucket: "bucket", prefix: "" }));
+        check("s3://bucket/", Ok(S3 { bucket: "bucket", prefix: "" }));
+        check("s3://bucket/lake/raw/", Ok(S3 { bucket: "bucket", prefix: "lake/raw" }));
         check("/var/lake", Ok(Local("/var/lake")));
         check("lake", Ok(Local("lake")));
         check("C:\\lake", Ok(Local("C:\\lake")));
-        check(
-            "",
-            Err("invalid store location \"\": the location is empty"),
-        );
-        check(
-            "s3://",
-            Err("invalid store location \"s3://\": the bucket name is missing"),
-        );
-        check(
-            "s3:///x",
-            Err("invalid store location \"s3:///x\": the bucket name is missing"),
-        );
+        check("", Err("invalid store location \"\": the location is empty"));
+        check("s3://", Err("invalid store location \"s3://\": the bucket name is missing"));
+        check("s3:///x", Err("invalid store location \"s3:///x\": the bucket name is missing"));
         check(
             "s3://bucket/a//b",
-            Err(
-                "invalid store location \"s3://bucket/a//b\": the prefix has an empty, `.` or `..` segment, a backslash or a NUL",
-            ),
+            Err("invalid store location \"s3://bucket/a//b\": the prefix has an empty, `.` or `..` segment, a backslash or a NUL"),
         );
         check(
             "s3://bucket/../b",
-            Err(
-                "invalid store location \"s3://bucket/../b\": the prefix has an empty, `.` or `..` segment, a backslash or a NUL",
-            ),
+            Err("invalid store location \"s3://bucket/../b\": the prefix has an empty, `.` or `..` segment, a backslash or a NUL"),
         );
         for other in ["s3a://bucket/x", "gs://bucket", "file:///tmp/lake"] {
-            check(
-                other,
-                Err(&format!(
-                    "invalid store location {other:?}: only s3:// URLs and local directory paths are supported"
-                )),
-            );
+            check(other, Err(&format!("invalid store location {other:?}: only s3:// URLs and local directory paths are supported")));
         }
     }
 
@@ -273,9 +218,6 @@ mod tests {
         let root = dir.path().join("new/lake");
         let store = open(root.to_str().unwrap()).await.unwrap();
         assert!(root.is_dir());
-        assert_eq!(
-            store.describe("a/b.parquet"),
-            format!("{}/a/b.parquet", root.display())
-        );
+        assert_eq!(store.describe("a/b.parquet"), format!("{}/a/b.parquet", root.display()));
     }
 }

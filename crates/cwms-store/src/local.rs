@@ -10,10 +10,7 @@ use std::time::UNIX_EPOCH;
 use bytes::Bytes;
 use futures::FutureExt;
 
-use crate::{
-    BoxFuture, Error, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, Result, validate_key,
-    validate_prefix,
-};
+use crate::{BoxFuture, Error, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, Result, validate_key, validate_prefix};
 
 /// File names starting with this are writes in progress: [`LocalStore::list`] never shows them.
 /// Keys whose last segment starts with it are refused, so no object can hide behind it.
@@ -56,13 +53,11 @@ impl LocalStore {
     /// [`Error::Io`] when the directory cannot be created.
     pub async fn create(root: impl Into<PathBuf>) -> Result<Self> {
         let store = Self::new(root);
-        tokio::fs::create_dir_all(&store.root)
-            .await
-            .map_err(|source| Error::Io {
-                op: "create directory",
-                location: store.root.display().to_string(),
-                source,
-            })?;
+        tokio::fs::create_dir_all(&store.root).await.map_err(|source| Error::Io {
+            op: "create directory",
+            location: store.root.display().to_string(),
+            source,
+        })?;
         Ok(store)
     }
 
@@ -79,11 +74,7 @@ impl LocalStore {
 
     fn io_error(&self, op: &'static str, key: &str) -> impl FnOnce(io::Error) -> Error {
         let location = self.describe(key);
-        move |source| Error::Io {
-            op,
-            location,
-            source,
-        }
+        move |source| Error::Io { op, location, source }
     }
 
     async fn list_impl(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
@@ -91,11 +82,7 @@ impl LocalStore {
         // Walk only the directory the prefix's complete segments name; its last, partial
         // segment is matched against names on the way.
         let dir_key = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
-        let start = if dir_key.is_empty() {
-            self.root.clone()
-        } else {
-            self.path_of(dir_key)
-        };
+        let start = if dir_key.is_empty() { self.root.clone() } else { self.path_of(dir_key) };
         let (dir_key, prefix_owned) = (dir_key.to_owned(), prefix.to_owned());
         let on_error = self.io_error("list", prefix);
         blocking(move || {
@@ -115,10 +102,7 @@ impl LocalStore {
         blocking(move || match fs::read(&path) {
             Ok(content) => {
                 let etag = etag_of(&content);
-                Ok(Some(Object {
-                    bytes: Bytes::from(content),
-                    etag: Some(etag),
-                }))
+                Ok(Some(Object { bytes: Bytes::from(content), etag: Some(etag) }))
             }
             Err(err) if is_absent(&err) => Ok(None),
             Err(err) => Err(err),
@@ -129,11 +113,7 @@ impl LocalStore {
 
     async fn put_impl(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutOutcome> {
         validate_key(key)?;
-        if key
-            .rsplit('/')
-            .next()
-            .is_some_and(|name| name.starts_with(TEMP_PREFIX))
-        {
+        if key.rsplit('/').next().is_some_and(|name| name.starts_with(TEMP_PREFIX)) {
             return Err(Error::InvalidKey {
                 key: key.to_owned(),
                 reason: "names starting with `.cwms-tmp-` are reserved for writes in progress",
@@ -176,28 +156,17 @@ impl ObjectStore for LocalStore {
         self.get_impl(key).boxed()
     }
 
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        bytes: Bytes,
-        mode: PutMode,
-    ) -> BoxFuture<'a, Result<PutOutcome>> {
+    fn put<'a>(&'a self, key: &'a str, bytes: Bytes, mode: PutMode) -> BoxFuture<'a, Result<PutOutcome>> {
         self.put_impl(key, bytes, mode).boxed()
     }
 
     fn describe(&self, key: &str) -> String {
-        if key.is_empty() {
-            self.root.display().to_string()
-        } else {
-            self.path_of(key).display().to_string()
-        }
+        if key.is_empty() { self.root.display().to_string() } else { self.path_of(key).display().to_string() }
     }
 }
 
 /// Runs file system work on tokio's blocking pool, so async workers never wait on a disk.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
         // The closure panicked: carry the panic to the caller rather than invent an error.
@@ -215,10 +184,7 @@ fn etag_of(bytes: &[u8]) -> String {
 /// Whether a read error means "no object at this key": the file is missing, the key names a
 /// directory (key `a` while `a/b` exists), or a parent is a file (key `a/b` while `a` exists).
 fn is_absent(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::IsADirectory | io::ErrorKind::NotADirectory
-    )
+    matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::IsADirectory | io::ErrorKind::NotADirectory)
 }
 
 fn exists(path: &Path) -> io::Result<bool> {
@@ -243,20 +209,13 @@ fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<ObjectMeta>) -> i
         let Some(name) = name.to_str() else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "{} has a file name that is not UTF-8, so it cannot be a key",
-                    entry.path().display()
-                ),
+                format!("{} has a file name that is not UTF-8, so it cannot be a key", entry.path().display()),
             ));
         };
         if name.starts_with(TEMP_PREFIX) {
             continue;
         }
-        let key = if dir_key.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{dir_key}/{name}")
-        };
+        let key = if dir_key.is_empty() { name.to_owned() } else { format!("{dir_key}/{name}") };
         // Descend only where keys can still match: `key/` must extend the prefix or the
         // prefix must extend `key/`.
         let mut file_type = entry.file_type()?;
@@ -271,12 +230,7 @@ fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<ObjectMeta>) -> i
             }
         } else if file_type.is_file() && key.starts_with(prefix) {
             let metadata = fs::metadata(entry.path())?;
-            out.push(ObjectMeta {
-                key,
-                size: metadata.len(),
-                last_modified_ms: epoch_ms(metadata.modified()?),
-                etag: None,
-            });
+            out.push(ObjectMeta { key, size: metadata.len(), last_modified_ms: epoch_ms(metadata.modified()?), etag: None });
         }
     }
     Ok(())
@@ -296,18 +250,10 @@ struct TempFile {
 
 impl TempFile {
     fn write(destination: &Path, bytes: &[u8]) -> io::Result<Self> {
-        let dir = destination
-            .parent()
-            .expect("an object path always has the store root as an ancestor");
+        let dir = destination.parent().expect("an object path always has the store root as an ancestor");
         fs::create_dir_all(dir)?;
-        let name = format!(
-            "{TEMP_PREFIX}{}-{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let temp = Self {
-            path: Some(dir.join(name)),
-        };
+        let name = format!("{TEMP_PREFIX}{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed));
+        let temp = Self { path: Some(dir.join(name)) };
         let mut file = File::create_new(temp.path())?;
         file.write_all(bytes)?;
         // Flush the content before the rename makes it visible: otherwise a crash could leave
@@ -355,17 +301,11 @@ mod tests {
     }
 
     async fn put(store: &LocalStore, key: &str, bytes: &'static [u8], mode: PutMode) -> PutOutcome {
-        store
-            .put(key, Bytes::from_static(bytes), mode)
-            .await
-            .unwrap_or_else(|err| panic!("put {key}: {err}"))
+        store.put(key, Bytes::from_static(bytes), mode).await.unwrap_or_else(|err| panic!("put {key}: {err}"))
     }
 
     async fn get(store: &LocalStore, key: &str) -> Option<Object> {
-        store
-            .get(key)
-            .await
-            .unwrap_or_else(|err| panic!("get {key}: {err}"))
+        store.get(key).await.unwrap_or_else(|err| panic!("get {key}: {err}"))
     }
 
     async fn keys(store: &LocalStore, prefix: &str) -> Vec<String> {
@@ -413,36 +353,13 @@ mod tests {
     async fn list_is_sorted_and_filtered_by_prefix() {
         let (_dir, store) = store();
         assert_eq!(keys(&store, "").await, Vec::<String>::new());
-        for key in [
-            "raw/2026/11/b",
-            "raw/2026/11/a",
-            "raw/2026/2/x",
-            "raw/20",
-            "lake/x",
-            "rawer",
-        ] {
+        for key in ["raw/2026/11/b", "raw/2026/11/a", "raw/2026/2/x", "raw/20", "lake/x", "rawer"] {
             put(&store, key, b"x", PutMode::Overwrite).await;
         }
-        assert_eq!(
-            keys(&store, "").await,
-            [
-                "lake/x",
-                "raw/20",
-                "raw/2026/11/a",
-                "raw/2026/11/b",
-                "raw/2026/2/x",
-                "rawer"
-            ]
-        );
-        assert_eq!(
-            keys(&store, "raw/").await,
-            ["raw/20", "raw/2026/11/a", "raw/2026/11/b", "raw/2026/2/x"]
-        );
+        assert_eq!(keys(&store, "").await, ["lake/x", "raw/20", "raw/2026/11/a", "raw/2026/11/b", "raw/2026/2/x", "rawer"]);
+        assert_eq!(keys(&store, "raw/").await, ["raw/20", "raw/2026/11/a", "raw/2026/11/b", "raw/2026/2/x"]);
         assert_eq!(keys(&store, "raw").await.len(), 5);
-        assert_eq!(
-            keys(&store, "raw/2026/1").await,
-            ["raw/2026/11/a", "raw/2026/11/b"]
-        );
+        assert_eq!(keys(&store, "raw/2026/1").await, ["raw/2026/11/a", "raw/2026/11/b"]);
         assert_eq!(keys(&store, "raw/2026/11/a").await, ["raw/2026/11/a"]);
         assert_eq!(keys(&store, "missing/dir/").await, Vec::<String>::new());
         assert_eq!(keys(&store, "lake/x/").await, Vec::<String>::new());
@@ -461,21 +378,13 @@ mod tests {
 
         // Successful and refused writes alike leave only the object.
         put(&store, "d/obj", b"y", PutMode::Overwrite).await;
-        assert_eq!(
-            put(&store, "d/obj", b"z", PutMode::Create).await,
-            PutOutcome::Conflict
-        );
-        let mut names: Vec<_> = fs::read_dir(store.path_of("d"))
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
+        assert_eq!(put(&store, "d/obj", b"z", PutMode::Create).await, PutOutcome::Conflict);
+        let mut names: Vec<_> =
+            fs::read_dir(store.path_of("d")).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names, ["obj"]);
 
-        let err = store
-            .put("d/.cwms-tmp-x", Bytes::new(), PutMode::Overwrite)
-            .await
-            .unwrap_err();
+        let err = store.put("d/.cwms-tmp-x", Bytes::new(), PutMode::Overwrite).await.unwrap_err();
         assert!(matches!(err, Error::InvalidKey { .. }), "{err}");
     }
 
@@ -483,14 +392,8 @@ mod tests {
     async fn create_writes_only_when_absent() {
         let (_dir, store) = store();
         written_etag(put(&store, "k", b"first", PutMode::Create).await);
-        assert_eq!(
-            put(&store, "k", b"second", PutMode::Create).await,
-            PutOutcome::Conflict
-        );
-        assert_eq!(
-            get(&store, "k").await.unwrap().bytes,
-            Bytes::from_static(b"first")
-        );
+        assert_eq!(put(&store, "k", b"second", PutMode::Create).await, PutOutcome::Conflict);
+        assert_eq!(get(&store, "k").await.unwrap().bytes, Bytes::from_static(b"first"));
     }
 
     #[tokio::test]
@@ -500,24 +403,15 @@ mod tests {
         let current = written_etag(put(&store, "k", b"v2", PutMode::Overwrite).await);
         assert_ne!(stale, current);
 
-        assert_eq!(
-            put(&store, "k", b"lost", PutMode::Update(stale)).await,
-            PutOutcome::Conflict
-        );
-        assert_eq!(
-            get(&store, "k").await.unwrap().bytes,
-            Bytes::from_static(b"v2")
-        );
+        assert_eq!(put(&store, "k", b"lost", PutMode::Update(stale)).await, PutOutcome::Conflict);
+        assert_eq!(get(&store, "k").await.unwrap().bytes, Bytes::from_static(b"v2"));
 
         let next = written_etag(put(&store, "k", b"v3", PutMode::Update(current)).await);
         let object = get(&store, "k").await.unwrap();
         assert_eq!(object.bytes, Bytes::from_static(b"v3"));
         assert_eq!(object.etag, Some(next));
 
-        assert_eq!(
-            put(&store, "missing", b"x", PutMode::Update(etag_of(b"x"))).await,
-            PutOutcome::Conflict
-        );
+        assert_eq!(put(&store, "missing", b"x", PutMode::Update(etag_of(b"x"))).await, PutOutcome::Conflict);
         assert!(get(&store, "missing").await.is_none());
     }
 
@@ -538,16 +432,11 @@ mod tests {
                     let mut bytes = vec![u8::try_from(i).unwrap(); 256 * 1024];
                     bytes[0] = u8::try_from(round).unwrap();
                     barrier.wait().await;
-                    store
-                        .put("k", Bytes::from(bytes), PutMode::Update(etag))
-                        .await
-                        .unwrap()
+                    store.put("k", Bytes::from(bytes), PutMode::Update(etag)).await.unwrap()
                 })
             });
             let outcomes = futures::future::try_join_all(writers).await.unwrap();
-            let winners: Vec<usize> = (0..WRITERS)
-                .filter(|&i| matches!(outcomes[i], PutOutcome::Written { .. }))
-                .collect();
+            let winners: Vec<usize> = (0..WRITERS).filter(|&i| matches!(outcomes[i], PutOutcome::Written { .. })).collect();
             assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
             let object = get(&store, "k").await.unwrap();
             assert_eq!(object.bytes[0], u8::try_from(round).unwrap());
@@ -560,10 +449,7 @@ mod tests {
     async fn invalid_keys_are_refused_before_any_io() {
         let (dir, store) = store();
         for key in ["", "../escape", "/abs", "a//b", "a/"] {
-            let err = store
-                .put(key, Bytes::new(), PutMode::Overwrite)
-                .await
-                .unwrap_err();
+            let err = store.put(key, Bytes::new(), PutMode::Overwrite).await.unwrap_err();
             assert!(matches!(err, Error::InvalidKey { .. }), "{key}: {err}");
             let err = store.get(key).await.unwrap_err();
             assert!(matches!(err, Error::InvalidKey { .. }), "{key}: {err}");
@@ -577,14 +463,8 @@ mod tests {
         let (_dir, store) = store();
         put(&store, "file", b"x", PutMode::Overwrite).await;
         // The parent of `file/child` is a file, so the write cannot create its directory.
-        let err = store
-            .put("file/child", Bytes::new(), PutMode::Overwrite)
-            .await
-            .unwrap_err();
-        let expected = format!(
-            "write {}",
-            store.root().join("file").join("child").display()
-        );
+        let err = store.put("file/child", Bytes::new(), PutMode::Overwrite).await.unwrap_err();
+        let expected = format!("write {}", store.root().join("file").join("child").display());
         assert_eq!(err.to_string(), expected);
         assert!(std::error::Error::source(&err).is_some());
     }

@@ -12,10 +12,7 @@ use aws_types::service_config::ServiceConfigKey;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
-use crate::{
-    BoxFuture, Error, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, Result, validate_key,
-    validate_prefix,
-};
+use crate::{BoxFuture, Error, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, Result, validate_key, validate_prefix};
 
 /// Objects larger than this are uploaded in parts unless configured otherwise: a single
 /// `PutObject` of a large object fails as a whole on a flaky connection, and parts are retried
@@ -67,11 +64,7 @@ impl S3Store {
         Self {
             client,
             bucket: bucket.into(),
-            prefix: if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}/")
-            },
+            prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_MULTIPART_PART_SIZE,
         }
@@ -117,13 +110,7 @@ impl S3Store {
 
     async fn list_impl(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         validate_prefix(prefix)?;
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(self.full_key(prefix))
-            .into_paginator()
-            .send();
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(self.full_key(prefix)).into_paginator().send();
         let mut objects = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| s3_error("list", self.describe(prefix), err))?;
@@ -133,10 +120,7 @@ impl S3Store {
                 objects.push(ObjectMeta {
                     key: key.to_owned(),
                     size: object.size().map_or(0, |size| size.try_into().unwrap_or(0)),
-                    last_modified_ms: object
-                        .last_modified()
-                        .and_then(|time| time.to_millis().ok())
-                        .unwrap_or(0),
+                    last_modified_ms: object.last_modified().and_then(|time| time.to_millis().ok()).unwrap_or(0),
                     etag: object.e_tag().map(str::to_owned),
                 });
             }
@@ -149,20 +133,10 @@ impl S3Store {
 
     async fn get_impl(&self, key: &str) -> Result<Option<Object>> {
         validate_key(key)?;
-        let response = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full_key(key))
-            .send()
-            .await;
+        let response = self.client.get_object().bucket(&self.bucket).key(self.full_key(key)).send().await;
         let output = match response {
             Ok(output) => output,
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(GetObjectError::is_no_such_key) =>
-            {
+            Err(err) if err.as_service_error().is_some_and(GetObjectError::is_no_such_key) => {
                 return Ok(None);
             }
             Err(err) => return Err(s3_error("get", self.describe(key), err)),
@@ -194,21 +168,14 @@ impl S3Store {
     }
 
     async fn put_single(&self, key: &str, bytes: Bytes, mode: &PutMode) -> Result<PutOutcome> {
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full_key(key))
-            .body(ByteStream::from(bytes));
+        let request = self.client.put_object().bucket(&self.bucket).key(self.full_key(key)).body(ByteStream::from(bytes));
         let request = match mode {
             PutMode::Overwrite => request,
             PutMode::Create => request.if_none_match("*"),
             PutMode::Update(etag) => request.if_match(etag),
         };
         match request.send().await {
-            Ok(output) => Ok(PutOutcome::Written {
-                etag: output.e_tag().map(str::to_owned),
-            }),
+            Ok(output) => Ok(PutOutcome::Written { etag: output.e_tag().map(str::to_owned) }),
             Err(err) if is_conflict(&err, mode) => Ok(PutOutcome::Conflict),
             Err(err) => Err(s3_error("put", self.describe(key), err)),
         }
@@ -235,20 +202,11 @@ impl S3Store {
                 source: "CreateMultipartUpload answered without an UploadId".into(),
             });
         };
-        let result = self
-            .upload_and_complete(key, &full_key, upload_id, bytes, mode)
-            .await;
+        let result = self.upload_and_complete(key, &full_key, upload_id, bytes, mode).await;
         if !matches!(result, Ok(PutOutcome::Written { .. })) {
             // Parts of an unfinished upload are stored (and billed) until aborted; a failed
             // abort is only logged, since the upload's own error is the one that matters.
-            let aborted = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&full_key)
-                .upload_id(upload_id)
-                .send()
-                .await;
+            let aborted = self.client.abort_multipart_upload().bucket(&self.bucket).key(&full_key).upload_id(upload_id).send().await;
             if let Err(err) = aborted {
                 tracing::warn!(
                     location = %self.describe(key),
@@ -261,18 +219,9 @@ impl S3Store {
         result
     }
 
-    async fn upload_and_complete(
-        &self,
-        key: &str,
-        full_key: &str,
-        upload_id: &str,
-        bytes: Bytes,
-        mode: &PutMode,
-    ) -> Result<PutOutcome> {
+    async fn upload_and_complete(&self, key: &str, full_key: &str, upload_id: &str, bytes: Bytes, mode: &PutMode) -> Result<PutOutcome> {
         let len = bytes.len();
-        let part_size = usize::try_from(self.part_size)
-            .unwrap_or(usize::MAX)
-            .max(len.div_ceil(MAX_PARTS));
+        let part_size = usize::try_from(self.part_size).unwrap_or(usize::MAX).max(len.div_ceil(MAX_PARTS));
         let parts = (0..len.div_ceil(part_size)).map(|index| {
             let start = index * part_size;
             let end = start.saturating_add(part_size).min(len);
@@ -293,12 +242,7 @@ impl S3Store {
                     .send()
                     .await
                     .map_err(|err| s3_error("upload a part of", self.describe(key), err))?;
-                Ok::<_, Error>(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(uploaded.e_tag().map(str::to_owned))
-                        .build(),
-                )
+                Ok::<_, Error>(CompletedPart::builder().part_number(number).set_e_tag(uploaded.e_tag().map(str::to_owned)).build())
             })
             .buffered(PART_CONCURRENCY)
             .try_collect()
@@ -310,26 +254,16 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(full_key)
             .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(completed))
-                    .build(),
-            );
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build());
         let request = match mode {
             PutMode::Overwrite => request,
             PutMode::Create => request.if_none_match("*"),
             PutMode::Update(etag) => request.if_match(etag),
         };
         match request.send().await {
-            Ok(output) => Ok(PutOutcome::Written {
-                etag: output.e_tag().map(str::to_owned),
-            }),
+            Ok(output) => Ok(PutOutcome::Written { etag: output.e_tag().map(str::to_owned) }),
             Err(err) if is_conflict(&err, mode) => Ok(PutOutcome::Conflict),
-            Err(err) => Err(s3_error(
-                "complete multipart upload of",
-                self.describe(key),
-                err,
-            )),
+            Err(err) => Err(s3_error("complete multipart upload of", self.describe(key), err)),
         }
     }
 }
@@ -343,12 +277,7 @@ impl ObjectStore for S3Store {
         self.get_impl(key).boxed()
     }
 
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        bytes: Bytes,
-        mode: PutMode,
-    ) -> BoxFuture<'a, Result<PutOutcome>> {
+    fn put<'a>(&'a self, key: &'a str, bytes: Bytes, mode: PutMode) -> BoxFuture<'a, Result<PutOutcome>> {
         self.put_impl(key, bytes, mode).boxed()
     }
 
@@ -376,9 +305,7 @@ fn is_conflict<E: ProvideErrorMetadata>(err: &SdkError<E>, mode: &PutMode) -> bo
     status == 412
         || code == Some("PreconditionFailed")
         || code == Some("ConditionalRequestConflict")
-        || (matches!(mode, PutMode::Update(_))
-            && status == 404
-            && !matches!(code, Some("NoSuchBucket" | "NoSuchUpload")))
+        || (matches!(mode, PutMode::Update(_)) && status == 404 && !matches!(code, Some("NoSuchBucket" | "NoSuchUpload")))
 }
 
 /// Wraps an SDK error with the operation, the location, and a summary of what went wrong.
@@ -403,12 +330,7 @@ where
         SdkError::ConstructionFailure(_) => "the request could not be built".to_owned(),
         _ => "the request failed".to_owned(),
     };
-    Error::S3 {
-        op,
-        location,
-        detail,
-        source: Box::new(err),
-    }
+    Error::S3 { op, location, detail, source: Box::new(err) }
 }
 
 /// An S3 client configured from the environment, the way the AWS CLI would be.
@@ -434,9 +356,7 @@ pub async fn s3_client_from_env() -> Client {
 /// (`bucket.host`), while AWS itself prefers them, so the style follows the endpoint.
 pub fn s3_client(config: &SdkConfig) -> Client {
     let custom_endpoint = s3_endpoint_url(config).is_some();
-    let s3_config = aws_sdk_s3::config::Builder::from(config)
-        .force_path_style(custom_endpoint)
-        .build();
+    let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(custom_endpoint).build();
     Client::from_conf(s3_config)
 }
 
@@ -462,34 +382,26 @@ mod tests {
     use aws_sdk_s3::config::{Credentials, Region};
 
     fn config(endpoint: Option<&str>) -> SdkConfig {
-        let mut builder = SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
-                Credentials::new("key", "secret", None, None, "cwms-store tests"),
-            ));
+        let mut builder =
+            SdkConfig::builder().behavior_version(BehaviorVersion::latest()).region(Region::new("us-east-1")).credentials_provider(
+                aws_sdk_s3::config::SharedCredentialsProvider::new(Credentials::new("key", "secret", None, None, "cwms-store tests")),
+            );
         builder.set_endpoint_url(endpoint.map(str::to_owned));
         builder.build()
     }
 
     #[test]
     fn path_style_follows_a_custom_endpoint() {
-        assert_eq!(
-            s3_endpoint_url(&config(Some("http://127.0.0.1:9000"))).as_deref(),
-            Some("http://127.0.0.1:9000")
-        );
+        assert_eq!(s3_endpoint_url(&config(Some("http://127.0.0.1:9000"))).as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(s3_endpoint_url(&config(None)), None);
     }
 
     #[test]
     fn describe_puts_the_prefix_before_the_key() {
         let client = s3_client(&config(None));
-        for (prefix, expected) in [
-            ("", "s3://b/k/x"),
-            ("/", "s3://b/k/x"),
-            ("lake", "s3://b/lake/k/x"),
-            ("/lake/raw/", "s3://b/lake/raw/k/x"),
-        ] {
+        for (prefix, expected) in
+            [("", "s3://b/k/x"), ("/", "s3://b/k/x"), ("lake", "s3://b/lake/k/x"), ("/lake/raw/", "s3://b/lake/raw/k/x")]
+        {
             let store = S3Store::new(client.clone(), "b", prefix);
             assert_eq!(store.describe("k/x"), expected, "prefix {prefix:?}");
         }

@@ -26,8 +26,7 @@ const INCLUDE_METRICS: &str = "CWMS_INCLUDE_METRICS";
 const EXCLUDE_METRICS: &str = "CWMS_EXCLUDE_METRICS";
 const MAX_DECOMPRESSED_BYTES: &str = "CWMS_MAX_DECOMPRESSED_BYTES";
 const MAX_RESPONSE: &str = "CWMS_MAX_RESPONSE_BYTES";
-const KNOWN: [&str; 6] =
-    [INCLUDE_NAMESPACES, EXCLUDE_NAMESPACES, INCLUDE_METRICS, EXCLUDE_METRICS, MAX_DECOMPRESSED_BYTES, MAX_RESPONSE];
+const KNOWN: [&str; 6] = [INCLUDE_NAMESPACES, EXCLUDE_NAMESPACES, INCLUDE_METRICS, EXCLUDE_METRICS, MAX_DECOMPRESSED_BYTES, MAX_RESPONSE];
 
 /// The handler's configuration.
 #[derive(Debug, Clone)]
@@ -186,13 +185,21 @@ mod tests {
             config(&[("CWMS_MAX_DECOMPRESSED_BYTES", "10MB")]).unwrap_err(),
             "setting CWMS_MAX_DECOMPRESSED_BYTES=\"10MB\": not a whole number of bytes: invalid digit found in string"
         );
-        assert_eq!(config(&[("CWMS_MAX_DECOMPRESSED_BYTES", "0")]).unwrap_err(), "setting CWMS_MAX_DECOMPRESSED_BYTES=\"0\": must be greater than zero");
+        assert_eq!(
+            config(&[("CWMS_MAX_DECOMPRESSED_BYTES", "0")]).unwrap_err(),
+            "setting CWMS_MAX_DECOMPRESSED_BYTES=\"0\": must be greater than zero"
+        );
         assert_eq!(
             config(&[("CWMS_MAX_RESPONSE_BYTES", "7000000")]).unwrap_err(),
             "setting CWMS_MAX_RESPONSE_BYTES=\"7000000\": must not exceed 6000000, Lambda's response limit"
         );
-        assert_eq!(config(&[("CWMS_EXCLUDE_METRICS", "a,,b")]).unwrap_err(), "setting CWMS_EXCLUDE_METRICS=\"a,,b\": item 2 of the list is empty");
-        assert!(config(&[("CWMS_EXCLUDE_METRICS", "a[")]).unwrap_err().starts_with("setting CWMS_EXCLUDE_METRICS=\"a[\": item 1 (\"a[\"): "));
+        assert_eq!(
+            config(&[("CWMS_EXCLUDE_METRICS", "a,,b")]).unwrap_err(),
+            "setting CWMS_EXCLUDE_METRICS=\"a,,b\": item 2 of the list is empty"
+        );
+        assert!(
+            config(&[("CWMS_EXCLUDE_METRICS", "a[")]).unwrap_err().starts_with("setting CWMS_EXCLUDE_METRICS=\"a[\": item 1 (\"a[\"): ")
+        );
         assert_eq!(config(&[("CWMS_MAX_DECOMPRESSED_BYTES", "1048576")]).unwrap().max_decompressed_bytes, 1 << 20);
     }
 }

@@ -126,7 +126,10 @@ fn good_records_are_normalized_and_keyed_by_their_earliest_datum() {
     let outcome = check(
         &Config::default(),
         vec![record("r1", format!("{A}\n{B}\n").as_bytes()), record("r2", A.as_bytes())],
-        &["r1 Ok 2025-11-26/06 | CPUUtilization@1764140400000 | Latency@1764140340000", "r2 Ok 2025-11-26/07 | CPUUtilization@1764140400000"],
+        &[
+            "r1 Ok 2025-11-26/06 | CPUUtilization@1764140400000 | Latency@1764140340000",
+            "r2 Ok 2025-11-26/07 | CPUUtilization@1764140400000",
+        ],
     );
     let data = String::from_utf8(outcome.response.records[1].data.0.clone()).unwrap();
     assert_eq!(
@@ -140,7 +143,11 @@ fn good_records_are_normalized_and_keyed_by_their_earliest_datum() {
 fn one_bad_line_fails_the_whole_record() {
     let outcome = check(
         &Config::default(),
-        vec![record("good", A.as_bytes()), record("mixed", format!("{A}\n{{\"namespace\":\"x\"}}\n").as_bytes()), record("after", B.as_bytes())],
+        vec![
+            record("good", A.as_bytes()),
+            record("mixed", format!("{A}\n{{\"namespace\":\"x\"}}\n").as_bytes()),
+            record("after", B.as_bytes()),
+        ],
         &[
             "good Ok 2025-11-26/07 | CPUUtilization@1764140400000",
             "mixed ProcessingFailed 2025-11-26/08 | 1 of 2 lines invalid; first: line 2: missing field `account_id`",
@@ -182,7 +189,11 @@ fn undecodable_records_fail_with_a_reason() {
 
 #[test]
 fn gzip_wrapped_records_leave_as_plain_json() {
-    let outcome = check(&Config::default(), vec![record("gz", &gzip(format!("{B}\r\n{A}").as_bytes()))], &["gz Ok 2025-11-26/06 | Latency@1764140340000 | CPUUtilization@1764140400000"]);
+    let outcome = check(
+        &Config::default(),
+        vec![record("gz", &gzip(format!("{B}\r\n{A}").as_bytes()))],
+        &["gz Ok 2025-11-26/06 | Latency@1764140340000 | CPUUtilization@1764140400000"],
+    );
     assert!(outcome.response.records[0].data.0.starts_with(b"{\"metric_stream_name\""));
 }
 
