@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use cwms_model::{Datum, UNIT_NONE};
+use cwms_model::{Datum, UNIT_NONE, plain_json_prefix};
 
 use crate::line::{MAX_TIMESTAMP_MS, required_statistic};
 
@@ -137,12 +137,9 @@ impl<'a> Cursor<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
-        let len = memchr::memchr2(b'"', b'\\', &self.bytes[start..])?;
-        // serde_json refuses control characters in strings: leave those lines to it. (No early
-        // exit, so that the check runs over whole vectors.)
-        if self.bytes[start..start + len].iter().fold(false, |found, &b| found | (b < 0x20)) {
-            return None;
-        }
+        // The string ends at its first byte that is not plain; anything but the closing quote
+        // (an escape, or a control character, which serde_json refuses) is left to serde_json.
+        let len = plain_json_prefix(&self.bytes[start..]);
         self.at = start + len;
         self.eat(b'"')?;
         // Quotes are ASCII, so both ends are character boundaries of the (valid) text.
