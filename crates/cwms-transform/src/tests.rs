@@ -54,7 +54,18 @@ fn check(config: &Config, records: Vec<FirehoseRecord<'static>>, expected: &[&st
     let outcome = transform(config, &event);
     assert_eq!(render(&outcome), expected);
     check_json_is_the_response(&outcome, &transform_to_json(config, &event));
+    check_writer_writes_the_json(config, &event);
     outcome
+}
+
+/// [`transform_to_writer`] writes exactly [`transform_to_json`]'s bytes, with the same numbers.
+fn check_writer_writes_the_json(config: &Config, event: &FirehoseEvent<'_>) {
+    let json = transform_to_json(config, event);
+    let mut written = Vec::new();
+    let streamed = transform_to_writer(config, event, &mut written).unwrap();
+    assert_eq!(String::from_utf8(written).unwrap(), String::from_utf8(json.response).unwrap());
+    assert_eq!(streamed.stats, Stats { duration: streamed.stats.duration, ..json.stats });
+    assert_eq!(streamed.failures, json.failures);
 }
 
 /// `serde_json`'s bytes for a response, with each record's partition keys in the hand-written
@@ -86,6 +97,37 @@ fn check_json_is_the_response(typed: &Outcome, json: &Outcome<Vec<u8>>) {
     assert_eq!(parsed, typed.response);
     assert_eq!(json.stats, Stats { duration: json.stats.duration, ..typed.stats.clone() });
     assert_eq!(json.failures, typed.failures);
+}
+
+/// A writer that takes `room` bytes and then fails, as a closed pipe would.
+struct FailingWriter {
+    room: usize,
+    written: Vec<u8>,
+}
+
+impl std::io::Write for FailingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written.len() + buf.len() > self.room {
+            return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the reader went away"));
+        }
+        self.written.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_writer_is_an_error_after_every_record_is_decided() {
+    let records = (0..3).map(|i| record(&format!("r{i}"), A.as_bytes())).collect();
+    let event = event(records);
+    for room in [0, 40, 1000] {
+        let mut out = FailingWriter { room, written: Vec::new() };
+        let error = transform_to_writer(&Config::default(), &event, &mut out).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe);
+        assert!(out.written.len() <= room);
+    }
 }
 
 #[test]
@@ -304,6 +346,7 @@ proptest! {
         }
         let json = transform_to_json(&config, &event(records.clone()));
         check_json_is_the_response(&outcome, &json);
+        check_writer_writes_the_json(&config, &event(records.clone()));
         let bytes = json.response;
         prop_assert!(bytes.len() <= cap, "response {} > cap {}", bytes.len(), cap);
         // The response is valid JSON whose `data` fields are valid base64.
