@@ -16,8 +16,10 @@ use cwms_model::Datum;
 
 mod fast;
 mod line;
+mod normalize;
 
 pub use line::{LineProblem, decode_line, decode_line_str};
+pub use normalize::LineSummary;
 
 /// The default cap on decompressed bytes for one input: far above what one Firehose record
 /// (at most 1,000 KiB before compression) or one raw object from a 128 MiB Firehose buffer can
@@ -93,39 +95,119 @@ pub fn decompress(bytes: &[u8], max_decompressed_bytes: usize) -> Result<Cow<'_,
 /// Decodes newline-separated metric-stream JSON (already decompressed).
 pub fn decode_lines(bytes: &[u8]) -> Decoded<'_> {
     let mut decoded = Decoded { datums: Vec::with_capacity(bytes.len() / 256 + 1), errors: Vec::new() };
+    for_each_datum(bytes, |item| match item {
+        Ok(datum) => decoded.datums.push(datum.clone()),
+        Err(error) => decoded.errors.push(error),
+    });
+    decoded
+}
+
+/// Decodes newline-separated metric-stream JSON (already decompressed) a line at a time, handing
+/// each non-blank line's datum, or its error, to `visit` in input order.
+///
+/// This is [`decode_lines`] without the vector of datums: lines of the common shape are decoded
+/// into one datum that is reused from line to line, so the usual line allocates nothing. The
+/// datum lent to `visit` lives only for the call.
+pub fn for_each_datum<'a>(bytes: &'a [u8], mut visit: impl FnMut(std::result::Result<&Datum<'a>, LineError>)) {
     // Checking the whole input as UTF-8 once is much cheaper than serde_json checking every string
     // of every line; an input that is not UTF-8 takes the byte path, whose errors name the line.
     if let Ok(text) = simdutf8::basic::from_utf8(bytes) {
+        let mut reused = fast::empty_datum();
         for (index, line) in text_lines(text) {
-            match decode_line_str(line) {
-                Ok(datum) => decoded.datums.push(datum),
-                Err(problem) => decoded.errors.push(LineError { line: index + 1, problem }),
+            if fast::decode_into(line, &mut reused).is_some() {
+                visit(Ok(&reused));
+                continue;
+            }
+            match line::decode_line_str(line) {
+                Ok(datum) => visit(Ok(&datum)),
+                Err(problem) => visit(Err(LineError { line: index + 1, problem })),
             }
         }
-        return decoded;
+        return;
     }
     for (index, line) in lines(bytes) {
         match decode_line(line) {
-            Ok(datum) => decoded.datums.push(datum),
-            Err(problem) => decoded.errors.push(LineError { line: index + 1, problem }),
+            Ok(datum) => visit(Ok(&datum)),
+            Err(problem) => visit(Err(LineError { line: index + 1, problem })),
         }
     }
-    decoded
+}
+
+/// Decodes newline-separated metric-stream JSON (already decompressed) straight to normalized
+/// lines: each non-blank line that is a valid datum gets its normalized line
+/// ([`Datum::write_json_line`]'s bytes) appended to `out`, and then `visit` is called with `out`,
+/// where that line starts, and the datum's summary; a bad line appends nothing and `visit` gets
+/// its error. `visit` may truncate `out` back to the line's start to leave the line out.
+///
+/// This is the transform's loop. Lines as CloudWatch writes them go from input bytes to output
+/// bytes without becoming a [`Datum`], which skips most of the work on numbers and strings; any
+/// other line goes through [`for_each_datum`]'s path, so both give the same lines and errors.
+pub fn for_each_normalized(
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+    mut visit: impl FnMut(&mut Vec<u8>, usize, std::result::Result<LineSummary<'_>, LineError>),
+) {
+    let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
+        for (index, line) in lines(bytes) {
+            let start = out.len();
+            match decode_line(line) {
+                Ok(datum) => {
+                    datum.write_json_line(out);
+                    visit(out, start, Ok(LineSummary::of(&datum)));
+                }
+                Err(problem) => visit(out, start, Err(LineError { line: index + 1, problem })),
+            }
+        }
+        return;
+    };
+    let mut scratch = normalize::Scratch::default();
+    let mut reused = fast::empty_datum();
+    for (index, line) in text_lines(text) {
+        let start = out.len();
+        if let Some(line_summary) = normalize::normalize(line, out, &mut scratch) {
+            visit(out, start, Ok(line_summary));
+            continue;
+        }
+        let decoded;
+        let datum = if fast::decode_into(line, &mut reused).is_some() {
+            &reused
+        } else {
+            match line::decode_line_str(line) {
+                Ok(datum) => {
+                    decoded = datum;
+                    &decoded
+                }
+                Err(problem) => {
+                    visit(out, start, Err(LineError { line: index + 1, problem }));
+                    continue;
+                }
+            }
+        };
+        datum.write_json_line(out);
+        visit(out, start, Ok(LineSummary::of(datum)));
+    }
 }
 
 /// The non-blank lines of an input with their 0-based line index; `\r` before `\n` is dropped.
 pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    bytes.split(|&b| b == b'\n').enumerate().filter_map(|(i, line)| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        (!line.iter().all(u8::is_ascii_whitespace)).then_some((i, line))
-    })
+    line_ranges(bytes).map(|(i, range)| (i, &bytes[range]))
 }
 
 /// [`lines`] of an input known to be UTF-8 (the same lines, as `str`).
 fn text_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.split('\n').enumerate().filter_map(|(i, line)| {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        (!line.bytes().all(|b| b.is_ascii_whitespace())).then_some((i, line))
+    // The ends are at `\n` or `\r` (ASCII), so slicing the text there cannot fail.
+    line_ranges(text.as_bytes()).map(|(i, range)| (i, &text[range]))
+}
+
+/// Where [`lines`] are: the input split at each `\n` (found with `memchr`'s vectorized search,
+/// as lines are hundreds of bytes long), without a `\r` before it, blank pieces left out.
+fn line_ranges(bytes: &[u8]) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]);
+    ends.enumerate().filter_map(move |(i, end)| {
+        let line = start..end - usize::from(end > start && bytes[end - 1] == b'\r');
+        start = end + 1;
+        (!bytes[line.clone()].iter().all(u8::is_ascii_whitespace)).then_some((i, line))
     })
 }
 
@@ -173,6 +255,33 @@ mod tests {
         check(&format!("{GOOD}\n"), &["ok CPUUtilization@1611929640000"]);
         check(&format!("{GOOD}\r\n\r\n{GOOD}"), &["ok CPUUtilization@1611929640000", "ok CPUUtilization@1611929640000"]);
         check(&format!("\n{GOOD}\nnot json\n"), &["ok CPUUtilization@1611929640000", "line 3: invalid JSON: expected ident at column 2"]);
+    }
+
+    /// [`for_each_datum`] (fast path, reused datum) sees, line by line, what serde_json's byte
+    /// path makes of each line on its own.
+    fn check_for_each_datum(input: &[u8]) {
+        let mut seen = Vec::new();
+        for_each_datum(input, |item| seen.push(item.cloned()));
+        let expected: Vec<_> =
+            lines(input).map(|(i, line)| decode_line(line).map_err(|problem| LineError { line: i + 1, problem })).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn for_each_datum_sees_what_each_line_decodes_to() {
+        let other = GOOD.replace(r#""dimensions":{"InstanceId":"i-1"}"#, r#""dimensions":{}"#).replace(r#""unit":"Percent""#, r#""x":1"#);
+        let escaped = GOOD.replace("i-1", "i-\\u0031");
+        for input in [
+            String::new(),
+            format!("{GOOD}\n{other}\nnot json\n\n{escaped}\n{GOOD}"),
+            format!("{escaped}\r\n{GOOD}\n{}", GOOD.replace(r#","unit":"Percent""#, "")),
+        ] {
+            check_for_each_datum(input.as_bytes());
+        }
+        let mut not_utf8 = format!("{GOOD}\n").into_bytes();
+        not_utf8.extend_from_slice(b"{\"namespace\":\"\xff\"}\n");
+        not_utf8.extend_from_slice(GOOD.as_bytes());
+        check_for_each_datum(&not_utf8);
     }
 
     #[test]

@@ -214,6 +214,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// `memchr`-style search to pay for its set-up, so this looks at eight bytes at a time in a
 /// `u64` (the SWAR byte tests from "Bit Twiddling Hacks": a zero byte, a byte below a bound),
 /// which needs no SIMD instructions and works the same on x86_64 and Graviton.
+#[inline]
 pub fn plain_json_prefix(bytes: &[u8]) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
@@ -235,6 +236,12 @@ pub fn plain_json_prefix(bytes: &[u8]) -> usize {
         at += 8;
     }
     at + chunks.remainder().iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\').unwrap_or(chunks.remainder().len())
+}
+
+/// Appends a finite `f64` as the normalized line writes it: the shortest text that reads back to
+/// the same bits, always with a fraction or an exponent (`3.0`, `0.1`, `1e300`).
+pub fn write_json_f64(out: &mut Vec<u8>, v: f64) {
+    write_f64(out, v);
 }
 
 fn write_f64(out: &mut Vec<u8>, v: f64) {

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord, KinesisFirehoseResponseRecordMetadata};
-use cwms_decode::{decode_lines, decompress};
-use cwms_model::{Datum, utc_hour};
+use cwms_decode::{decompress, for_each_normalized};
+use cwms_model::utc_hour;
 use serde::Deserialize;
 
 mod config;
@@ -211,10 +211,53 @@ struct Scratch {
     raw: Vec<u8>,
     /// The record's normalized lines.
     out: Vec<u8>,
-    /// Line hash -> index into `lines` of the first kept line with that hash.
-    first: HashMap<u64, usize, std::hash::BuildHasherDefault<HashIsKey>>,
-    /// Kept lines: start and end in `out`, and the previous kept line with the same hash.
+    /// Which of them are exact duplicates.
+    dedup: Dedup,
+}
+
+/// Exact duplicates among a record's normalized lines.
+///
+/// The normalized line is canonical (fields in a fixed order, dimensions and statistics sorted,
+/// numbers in shortest round-trip form), so two datums are exact duplicates exactly when their
+/// lines are equal; comparing lines avoids keeping a second copy of each datum.
+#[derive(Default)]
+struct Dedup {
+    /// Line hash -> index into `lines` of the latest kept line with that hash.
+    latest: HashMap<u64, usize, std::hash::BuildHasherDefault<HashIsKey>>,
+    /// Kept lines: start and end in the record's output, and the previous kept line with the
+    /// same hash. Lines with equal hashes are chained through it, so the common case allocates nothing.
     lines: Vec<(usize, usize, Option<usize>)>,
+    duplicates: u64,
+}
+
+impl Dedup {
+    fn clear(&mut self) {
+        self.latest.clear();
+        self.lines.clear();
+        self.duplicates = 0;
+    }
+
+    /// Keeps the line that `out` holds from `start` on, or removes it if an equal line is already there.
+    fn settle(&mut self, out: &mut Vec<u8>, start: usize) {
+        let line = &out[start..];
+        let hash = xxhash_rust::xxh3::xxh3_64(line);
+        let mut candidate = self.latest.get(&hash).copied();
+        while let Some(index) = candidate {
+            let (s, e, previous) = self.lines[index];
+            if out[s..e] == *line {
+                out.truncate(start);
+                self.duplicates += 1;
+                return;
+            }
+            candidate = previous;
+        }
+        let previous = self.latest.insert(hash, self.lines.len());
+        self.lines.push((start, out.len(), previous));
+    }
+
+    fn datums(&self) -> u64 {
+        self.lines.len() as u64
+    }
 }
 
 /// The duplicate check's keys are already XXH3 hashes of the lines: hashing them again is waste.
@@ -351,6 +394,7 @@ fn process_record(config: &Config, record: &FirehoseRecord<'_>, scratch: &mut Sc
         bytes_in,
     };
     scratch.out.clear();
+    scratch.dedup.clear();
     let Some(data) = record.data.as_deref() else {
         return fail("the record has no `data`".to_owned(), 0);
     };
@@ -363,15 +407,39 @@ fn process_record(config: &Config, record: &FirehoseRecord<'_>, scratch: &mut Sc
         Ok(plain) => plain,
         Err(e) => return fail(e.to_string(), bytes_in),
     };
-    let decoded = decode_lines(&plain);
-    if let Some(first) = decoded.errors.first() {
-        let lines = decoded.errors.len() + decoded.datums.len();
-        return fail(format!("{} of {} lines invalid; first: {first}", decoded.errors.len(), lines), bytes_in);
+    // Each datum is filtered and written out as it is decoded; one bad line fails the record,
+    // and then the lines after it are only checked, so the reason can count them.
+    let mut lines_bad = 0usize;
+    let mut lines_good = 0usize;
+    let mut first_error = None;
+    let mut filtered = 0u64;
+    let mut earliest: Option<i64> = None;
+    let dedup = &mut scratch.dedup;
+    for_each_normalized(&plain, &mut scratch.out, |out, start, item| match item {
+        Ok(_) if lines_bad > 0 => {
+            lines_good += 1;
+            out.truncate(start);
+        }
+        Ok(datum) => {
+            lines_good += 1;
+            if !config.filters.keep(datum.namespace, datum.metric_name) {
+                filtered += 1;
+                out.truncate(start);
+                return;
+            }
+            earliest = Some(earliest.map_or(datum.timestamp_ms, |e| e.min(datum.timestamp_ms)));
+            dedup.settle(out, start);
+        }
+        Err(error) => {
+            lines_bad += 1;
+            first_error.get_or_insert(error);
+        }
+    });
+    if let Some(first) = first_error {
+        scratch.out.clear();
+        return fail(format!("{lines_bad} of {} lines invalid; first: {first}", lines_bad + lines_good), bytes_in);
     }
-    let total = decoded.datums.len() as u64;
-    let kept: Vec<&Datum<'_>> = decoded.datums.iter().filter(|d| config.filters.keep(d)).collect();
-    let filtered = total - kept.len() as u64;
-    let Some(earliest) = kept.iter().map(|d| d.timestamp_ms).min() else {
+    let Some(earliest) = earliest else {
         // Nothing left to deliver: every datum was filtered out, or the record held only blank lines.
         return Processed {
             result: RecordResult::Dropped,
@@ -383,49 +451,15 @@ fn process_record(config: &Config, record: &FirehoseRecord<'_>, scratch: &mut Sc
             bytes_in,
         };
     };
-    let (datums, duplicates) = normalized_lines(&kept, &mut scratch.out, &mut scratch.first, &mut scratch.lines);
-    Processed { result: RecordResult::Ok, partition_hour_ms: earliest, reason: None, datums, duplicates, filtered, bytes_in }
-}
-
-/// Writes the datums as normalized JSON lines into `out`, leaving out exact duplicates.
-///
-/// The normalized line is canonical (fields in a fixed order, dimensions and statistics sorted,
-/// numbers in shortest round-trip form), so two datums are exact duplicates exactly when their
-/// lines are equal; comparing lines avoids building a second copy of each datum.
-fn normalized_lines(
-    datums: &[&Datum<'_>],
-    out: &mut Vec<u8>,
-    first: &mut HashMap<u64, usize, std::hash::BuildHasherDefault<HashIsKey>>,
-    lines: &mut Vec<(usize, usize, Option<usize>)>,
-) -> (u64, u64) {
-    // Lines with equal hashes are chained through `lines`' third field, so the common case
-    // costs no allocation per datum.
-    first.clear();
-    lines.clear();
-    let mut duplicates = 0u64;
-    for datum in datums {
-        let start = out.len();
-        datum.write_json_line(out);
-        let hash = xxhash_rust::xxh3::xxh3_64(&out[start..]);
-        let mut candidate = first.get(&hash).copied();
-        let mut duplicate = false;
-        while let Some(index) = candidate {
-            let (s, e, next) = lines[index];
-            if out[s..e] == out[start..] {
-                duplicate = true;
-                break;
-            }
-            candidate = next;
-        }
-        if duplicate {
-            out.truncate(start);
-            duplicates += 1;
-        } else {
-            let previous = first.insert(hash, lines.len());
-            lines.push((start, out.len(), previous));
-        }
+    Processed {
+        result: RecordResult::Ok,
+        partition_hour_ms: earliest,
+        reason: None,
+        datums: scratch.dedup.datums(),
+        duplicates: scratch.dedup.duplicates,
+        filtered,
+        bytes_in,
     }
-    (lines.len() as u64, duplicates)
 }
 
 fn partition_keys(hour_ms: i64) -> HashMap<String, String> {

@@ -248,6 +248,17 @@ fn exact_duplicates_inside_a_record_are_removed() {
         &["dups Ok 2025-11-26/06 | CPUUtilization@1764140400000 | Latency@1764140340000"],
     );
     assert_eq!(outcome.stats.duplicates_removed, 2);
+    // The same datum as CloudWatch writes it (copied to the output nearly as it is) and with its
+    // fields spaced and reordered (decoded into a datum first): still one line.
+    let b_spaced =
+        B.replace(",", ", ").replace(r#""namespace":"App/Api","#, "").replace("{\"metric", "{\"namespace\":\"App/Api\",\"metric");
+    assert_ne!(b_spaced, B);
+    let outcome = check(
+        &Config::default(),
+        vec![record("paths", format!("{b_spaced}\n{B}\n{b_reordered}\n{b_spaced}").as_bytes())],
+        &["paths Ok 2025-11-26/06 | Latency@1764140340000"],
+    );
+    assert_eq!(outcome.stats.duplicates_removed, 3);
     // The same datum in two records is not a duplicate within a record: the compactor merges those.
     let outcome = transform(&Config::default(), &event(vec![record("x", A.as_bytes()), record("y", A.as_bytes())]));
     assert_eq!(outcome.stats.datums, 2);
