@@ -258,17 +258,40 @@ mod tests {
     }
 
     /// [`for_each_datum`] (fast path, reused datum) sees, line by line, what serde_json's byte
-    /// path makes of each line on its own.
-    fn check_for_each_datum(input: &[u8]) {
+    /// path makes of each line on its own, and [`for_each_normalized`] writes those datums' lines.
+    fn check_line_by_line(input: &[u8]) {
         let mut seen = Vec::new();
         for_each_datum(input, |item| seen.push(item.cloned()));
         let expected: Vec<_> =
             lines(input).map(|(i, line)| decode_line(line).map_err(|problem| LineError { line: i + 1, problem })).collect();
         assert_eq!(seen, expected);
+        // for_each_normalized: each good line's normalized line where `visit` is told it starts,
+        // with the datum's summary; nothing written for a bad line, whose error comes the same.
+        let mut out = b"before".to_vec();
+        let mut visited = Vec::new();
+        for_each_normalized(input, &mut out, |out, start, item| {
+            visited.push(item.map(|summary| {
+                (summary.namespace.to_owned(), summary.metric_name.to_owned(), summary.timestamp_ms, out[start..].to_vec())
+            }));
+        });
+        let mut written = b"before".to_vec();
+        let expected: Vec<_> = expected
+            .into_iter()
+            .map(|item| {
+                item.map(|datum| {
+                    let mut line = Vec::new();
+                    datum.write_json_line(&mut line);
+                    written.extend_from_slice(&line);
+                    (datum.namespace.to_string(), datum.metric_name.to_string(), datum.timestamp_ms, line)
+                })
+            })
+            .collect();
+        assert_eq!(visited, expected);
+        assert_eq!(out, written);
     }
 
     #[test]
-    fn for_each_datum_sees_what_each_line_decodes_to() {
+    fn line_by_line_decoding_sees_what_each_line_decodes_to() {
         let other = GOOD.replace(r#""dimensions":{"InstanceId":"i-1"}"#, r#""dimensions":{}"#).replace(r#""unit":"Percent""#, r#""x":1"#);
         let escaped = GOOD.replace("i-1", "i-\\u0031");
         for input in [
@@ -276,12 +299,12 @@ mod tests {
             format!("{GOOD}\n{other}\nnot json\n\n{escaped}\n{GOOD}"),
             format!("{escaped}\r\n{GOOD}\n{}", GOOD.replace(r#","unit":"Percent""#, "")),
         ] {
-            check_for_each_datum(input.as_bytes());
+            check_line_by_line(input.as_bytes());
         }
         let mut not_utf8 = format!("{GOOD}\n").into_bytes();
         not_utf8.extend_from_slice(b"{\"namespace\":\"\xff\"}\n");
         not_utf8.extend_from_slice(GOOD.as_bytes());
-        check_for_each_datum(&not_utf8);
+        check_line_by_line(&not_utf8);
     }
 
     #[test]
