@@ -362,7 +362,7 @@ mod tests {
         }
     }
 
-    /// A decimal with `digits` significant digits, as CloudWatch might write it.
+    /// A JSON number as CloudWatch might write it (or nearly: a few are for the datum path).
     fn decimal() -> impl Strategy<Value = String> {
         prop_oneof![
             // Short decimals, at every position of the point, with and without trailing zeros.
