@@ -315,7 +315,10 @@ pub fn transform_to_json(config: &Config, event: &FirehoseEvent<'_>) -> Outcome<
 /// `out` gave; records after it are still decided and counted, but not written.
 pub fn transform_to_writer(config: &Config, event: &FirehoseEvent<'_>, out: &mut impl std::io::Write) -> std::io::Result<Outcome<()>> {
     let mut result = out.write_all(response::START);
-    let mut buffer = Vec::new();
+    // Room for the largest record from the start: growing by doubling would copy each record
+    // into fresh memory several times over as the records get larger.
+    let largest = event.records.iter().map(|r| r.data.as_deref().map_or(0, str::len) + r.record_id.len()).max().unwrap_or(0);
+    let mut buffer = Vec::with_capacity(largest + largest / 8 + 256);
     let mut first = true;
     let (stats, failures) = transform_with(config, event, |record, outcome, data, hour_ms| {
         buffer.clear();
@@ -407,6 +410,9 @@ fn process_record(config: &Config, record: &FirehoseRecord<'_>, scratch: &mut Sc
         Ok(plain) => plain,
         Err(e) => return fail(e.to_string(), bytes_in),
     };
+    // The normalized lines take about as many bytes as the input's: reserve that once, rather
+    // than doubling (and copying) the buffer as they are written.
+    scratch.out.reserve(plain.len() + plain.len() / 8);
     // Each datum is filtered and written out as it is decoded; one bad line fails the record,
     // and then the lines after it are only checked, so the reason can count them.
     let mut lines_bad = 0usize;
