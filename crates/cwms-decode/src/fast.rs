@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use cwms_model::{Datum, UNIT_NONE, plain_json_prefix};
 
-use crate::line::{MAX_TIMESTAMP_MS, required_statistic};
+use crate::line::{MAX_TIMESTAMP_MS, required_statistic, sort_by_name};
 
 /// Decodes a line of the common shape, or returns `None` for serde_json to decide.
 pub(crate) fn decode(line: &str) -> Option<Datum<'_>> {
@@ -237,11 +237,7 @@ impl<'a> Cursor<'a> {
                 _ => return None,
             }
         }
-        dimensions.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if dimensions.windows(2).any(|w| w[0].0 == w[1].0) {
-            return None;
-        }
-        Some(())
+        sort_by_name(dimensions).is_none().then_some(())
     }
 
     /// The value object: `count`, `sum`, `max` and `min`, and the other statistics into `stats`
@@ -274,11 +270,7 @@ impl<'a> Cursor<'a> {
         if count < 0.0 {
             return None;
         }
-        stats.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if stats.windows(2).any(|w| w[0].0 == w[1].0) {
-            return None;
-        }
-        Some((count, sum, max, min))
+        sort_by_name(stats).is_none().then_some((count, sum, max, min))
     }
 }
 

@@ -329,9 +329,8 @@ impl<'de> Visitor<'de> for DimensionsSeed<'_> {
             let Str(value) = map.next_value::<Str<'de>>()?;
             dimensions.push((name, value));
         }
-        dimensions.sort_unstable_by(|a: &(Cow<str>, Cow<str>), b| a.0.cmp(&b.0));
-        if let Some(pair) = dimensions.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(self.state.fail(LineProblem::DuplicateField(format!("dimensions.{}", pair[0].0))));
+        if let Some(name) = sort_by_name(&mut dimensions) {
+            return Err(self.state.fail(LineProblem::DuplicateField(format!("dimensions.{name}"))));
         }
         Ok(dimensions)
     }
@@ -392,12 +391,18 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                 detail: format!("a sample count cannot be negative, found {count}"),
             }));
         }
-        stats.sort_unstable_by(|a: &(Cow<str>, f64), b| a.0.cmp(&b.0));
-        if let Some(pair) = stats.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(self.state.fail(LineProblem::DuplicateField(format!("value.{}", pair[0].0))));
+        if let Some(name) = sort_by_name(&mut stats) {
+            return Err(self.state.fail(LineProblem::DuplicateField(format!("value.{name}"))));
         }
         Ok(Values { count, sum, max, min, stats })
     }
+}
+
+/// Sorts name and value pairs (dimensions, statistics) by name, as a datum keeps them, and
+/// returns a name that occurs twice, if one does: every decoder refuses those.
+pub(crate) fn sort_by_name<K: Ord, V>(pairs: &mut [(K, V)]) -> Option<&K> {
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    pairs.windows(2).position(|w| w[0].0 == w[1].0).map(|i| &pairs[i].0)
 }
 
 /// The index of a required statistic (`count`, `sum`, `max`, `min`, in that order), or `None`

@@ -23,7 +23,7 @@ use std::ops::Range;
 
 use cwms_model::{Datum, plain_json_prefix, write_json_f64};
 
-use crate::line::{MAX_TIMESTAMP_MS, required_statistic};
+use crate::line::{MAX_TIMESTAMP_MS, required_statistic, sort_by_name};
 
 /// What the transform needs of a datum besides its normalized line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,11 +86,8 @@ pub(crate) fn normalize<'a>(line: &'a str, out: &mut Vec<u8>, scratch: &mut Scra
         }
     }
     let dimensions = dimensions_start..c.at;
-    if !sorted {
-        scratch.dimensions.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        if scratch.dimensions.windows(2).any(|w| w[0].0 == w[1].0) {
-            return None;
-        }
+    if !sorted && sort_by_name(&mut scratch.dimensions).is_some() {
+        return None;
     }
 
     c.literal(b"},\"timestamp\":")?;
@@ -121,8 +118,7 @@ pub(crate) fn normalize<'a>(line: &'a str, out: &mut Vec<u8>, scratch: &mut Scra
     if scratch.numbers[count.start] == b'-' && scratch.numbers[count.clone()] != *b"-0.0" {
         return None;
     }
-    scratch.stats.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    if scratch.stats.windows(2).any(|w| w[0].0 == w[1].0) {
+    if sort_by_name(&mut scratch.stats).is_some() {
         return None;
     }
 
