@@ -114,14 +114,7 @@ pub fn for_each_datum<'a>(bytes: &'a [u8], mut visit: impl FnMut(std::result::Re
     if let Ok(text) = simdutf8::basic::from_utf8(bytes) {
         let mut reused = fast::empty_datum();
         for (index, line) in text_lines(text) {
-            if fast::decode_into(line, &mut reused).is_some() {
-                visit(Ok(&reused));
-                continue;
-            }
-            match line::decode_line_str(line) {
-                Ok(datum) => visit(Ok(&datum)),
-                Err(problem) => visit(Err(LineError { line: index + 1, problem })),
-            }
+            decode_text_line(index, line, &mut reused, &mut visit);
         }
         return;
     }
@@ -130,6 +123,22 @@ pub fn for_each_datum<'a>(bytes: &'a [u8], mut visit: impl FnMut(std::result::Re
             Ok(datum) => visit(Ok(&datum)),
             Err(problem) => visit(Err(LineError { line: index + 1, problem })),
         }
+    }
+}
+
+/// One line of UTF-8 input: the fast path into `reused`, or else serde_json.
+fn decode_text_line<'a>(
+    index: usize,
+    line: &'a str,
+    reused: &mut Datum<'a>,
+    visit: impl FnOnce(std::result::Result<&Datum<'a>, LineError>),
+) {
+    if fast::decode_into(line, reused).is_some() {
+        return visit(Ok(reused));
+    }
+    match line::decode_line_str(line) {
+        Ok(datum) => visit(Ok(&datum)),
+        Err(problem) => visit(Err(LineError { line: index + 1, problem })),
     }
 }
 
@@ -147,44 +156,32 @@ pub fn for_each_normalized(
     out: &mut Vec<u8>,
     mut visit: impl FnMut(&mut Vec<u8>, usize, std::result::Result<LineSummary<'_>, LineError>),
 ) {
-    let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
-        for (index, line) in lines(bytes) {
-            let start = out.len();
-            match decode_line(line) {
-                Ok(datum) => {
-                    datum.write_json_line(out);
-                    visit(out, start, Ok(LineSummary::of(&datum)));
-                }
-                Err(problem) => visit(out, start, Err(LineError { line: index + 1, problem })),
+    /// A line that took the datum path: its datum written out, or its error.
+    fn write<V: FnMut(&mut Vec<u8>, usize, std::result::Result<LineSummary<'_>, LineError>)>(
+        out: &mut Vec<u8>,
+        visit: &mut V,
+        item: std::result::Result<&Datum<'_>, LineError>,
+    ) {
+        let start = out.len();
+        match item {
+            Ok(datum) => {
+                datum.write_json_line(out);
+                visit(out, start, Ok(LineSummary::of(datum)));
             }
+            Err(error) => visit(out, start, Err(error)),
         }
-        return;
+    }
+    let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
+        return for_each_datum(bytes, |item| write(out, &mut visit, item));
     };
     let mut scratch = normalize::Scratch::default();
     let mut reused = fast::empty_datum();
     for (index, line) in text_lines(text) {
         let start = out.len();
-        if let Some(line_summary) = normalize::normalize(line, out, &mut scratch) {
-            visit(out, start, Ok(line_summary));
-            continue;
+        match normalize::normalize(line, out, &mut scratch) {
+            Some(summary) => visit(out, start, Ok(summary)),
+            None => decode_text_line(index, line, &mut reused, |item| write(out, &mut visit, item)),
         }
-        let decoded;
-        let datum = if fast::decode_into(line, &mut reused).is_some() {
-            &reused
-        } else {
-            match line::decode_line_str(line) {
-                Ok(datum) => {
-                    decoded = datum;
-                    &decoded
-                }
-                Err(problem) => {
-                    visit(out, start, Err(LineError { line: index + 1, problem }));
-                    continue;
-                }
-            }
-        };
-        datum.write_json_line(out);
-        visit(out, start, Ok(LineSummary::of(datum)));
     }
 }
 
