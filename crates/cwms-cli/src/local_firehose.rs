@@ -11,7 +11,7 @@ use std::io::Write;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cwms_model::utc_hour;
-use cwms_transform::{FirehoseEvent, Outcome};
+use cwms_transform::{FirehoseEvent, Outcome, RecordResult};
 use serde::{Deserialize, Serialize};
 
 /// How long Firehose buffers before writing an object (its default buffering interval).
@@ -79,9 +79,9 @@ impl Firehose {
         for (input, output) in event.records.iter().zip(&outcome.response.records) {
             let arrival = input.approximate_arrival_timestamp.unwrap_or(0.0) as i64;
             let window = arrival - arrival.rem_euclid(BUFFER_INTERVAL_MS);
-            match output.result.as_deref() {
-                Some("Ok") => self.ok.entry(window).or_default().extend_from_slice(&output.data),
-                Some("ProcessingFailed") => {
+            match output.result {
+                RecordResult::Ok => self.ok.entry(window).or_default().extend_from_slice(&output.data),
+                RecordResult::ProcessingFailed => {
                     let document = ErrorDocument {
                         attempts_made: 1,
                         arrival_timestamp: arrival,
@@ -98,7 +98,7 @@ impl Firehose {
                     serde_json::to_writer(&mut *line, &document).expect("serializing into a Vec cannot fail");
                     line.push(b'\n');
                 }
-                _ => {}
+                RecordResult::Dropped => {}
             }
         }
     }

@@ -17,8 +17,8 @@ use std::io::Write;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use cwms_model::firehose::{FirehoseEvent, FirehoseRecord};
 use cwms_model::utc_hour;
-use cwms_transform::{FirehoseEvent, FirehoseRecord};
 
 use crate::draw::{Draw, stream};
 use crate::{Error, MINUTE_MS, Minutes, Result, Spec, wire};

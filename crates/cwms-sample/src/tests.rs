@@ -311,7 +311,7 @@ fn the_transform_fails_exactly_the_malformed_records() {
             assert!(ids.insert(record.record_id.clone()), "ids are unique");
             assert_eq!(record.approximate_arrival_timestamp, Some(all[index].arrival_ms as f64));
             let expected = if all[index].is_malformed() { "ProcessingFailed" } else { "Ok" };
-            assert_eq!(response.result.as_deref(), Some(expected), "record {index}");
+            assert_eq!(response.result.as_str(), expected, "record {index}");
             let data = base64::engine::general_purpose::STANDARD.decode(record.data.as_deref().unwrap()).unwrap();
             assert_eq!(data, all[index].bytes);
             out.extend_from_slice(&response.data);

@@ -4,129 +4,59 @@
 //! every `recordId` exactly once and in input order; `Ok` records carry normalized metric-stream
 //! JSON (one datum per line, exact duplicates removed); a record that cannot be fully decoded is
 //! `ProcessingFailed`, so Firehose keeps its original bytes in the error prefix; a record whose
-//! datums are all filtered out is `Dropped`. Partition keys `dt` and `hour` are always returned.
-//! Bad data never makes the function fail: only a malformed event (which Firehose never sends) does.
+//! datums are all filtered out is `Dropped`. `Ok` records carry the partition keys `dt` and `hour`
+//! (of their earliest datum); the others carry nothing but their id, result and an empty `data`,
+//! the least the contract allows (see `response.rs`), and the whole response, every entry
+//! counted, stays within its cap (see [`MAX_RESPONSE_BYTES`]). Bad data never makes the function
+//! fail: only a malformed event (which Firehose never sends) does.
 //!
 //! The Lambda entry point (`src/main.rs`) and `cwms transform` both call [`transform_to_json`], the
 //! same handler with the response written straight to JSON; `cwms run` calls [`transform`].
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord, KinesisFirehoseResponseRecordMetadata};
 use cwms_decode::{decompress, for_each_normalized};
-use cwms_model::utc_hour;
-use serde::Deserialize;
 
 mod config;
 mod emf;
 mod response;
 
 pub use config::{Config, ConfigError, Filters};
+pub use cwms_model::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
 pub use emf::emf_document;
+pub use response::{FirehoseResponse, Metadata, PartitionKeys, ResponseRecord};
 
-/// The largest response the handler produces. Lambda caps a synchronous response at 6 MB;
-/// staying a little below it leaves room for the runtime's own framing.
+/// The largest response the handler produces, by default (`CWMS_MAX_RESPONSE_BYTES` changes it).
+///
+/// Lambda caps a synchronous response at 6 MB; staying a little below it leaves room for the
+/// runtime's own framing. EVERY entry of the response counts against this budget, not only the
+/// `Ok` data: the entries of failed and dropped records are bytes too (40,000 of them are
+/// megabytes). So the handler first reserves, for every record, its *floor*: the largest entry
+/// it could end with short of `Ok`, `{"recordId":"ID","result":"ProcessingFailed","data":""}`;
+/// then spends what is left on `Ok` entries in input order, and a record whose `Ok` entry does
+/// not fit becomes `ProcessingFailed` (Firehose keeps its original bytes in the error prefix).
+///
+/// # Why the floor of any request Firehose can send fits
+///
+/// Lambda caps the request at 6 MB too; take the larger reading, 6 MiB = 6,291,456 bytes.
+/// Firehose sends every record as at least `{"recordId":"ID","approximateArrivalTimestamp":T,"data":"B"}`:
+/// 56 bytes, plus the id as JSON text, plus T's digits (at least 1; 13 for any time since 2001),
+/// plus the base64 B (at least 0). The floor entry of that record is 53 bytes plus the id as
+/// the response writes it, which is never longer than in the request, because serde_json writes
+/// the shortest JSON spelling of every character (`\"`, `\\`, `\n`, `\u0001` are the shortest
+/// spellings of those characters, and everything else is written raw). With the comma between
+/// entries, a floor entry is at most (53 + 1 + i) / (57 + 1 + i) <= 54/58 of its request entry
+/// (i >= 0 the id's length), and the response's envelope `{"records":[` `]}` (14 bytes) is
+/// shorter than the request's (which also holds `invocationId`, `deliveryStreamArn` and
+/// `region`). So the floor of a request of R bytes is at most 54/58 R + 14, and for
+/// R <= 6,291,456 that is at most 5,857,497 bytes: under the 6,000,000-byte cap with 142 KB to
+/// spare. `floor_of_the_largest_request_firehose_can_send_fits` builds such worst cases.
+///
+/// A request that breaks these assumptions (a hand-made event without arrival timestamps, or a
+/// cap set far lower) can have a floor above the cap; then every record gets its floor entry
+/// anyway (each record still answered exactly once) and [`Stats::over_budget`] says so.
 pub const MAX_RESPONSE_BYTES: usize = 6_000_000;
-
-/// A Firehose transformation event.
-///
-/// The request type is cwms's own rather than `aws_lambda_events::firehose::KinesisFirehoseEvent`
-/// on purpose: that type decodes every record's base64 while parsing the event, so one record
-/// with bad base64 would fail the whole invocation, and Firehose would retry the whole batch
-/// forever. Here `data` stays text and each record is decoded (and failed) on its own.
-///
-/// Each record's `data` borrows from the event's JSON when it can (base64 needs no escapes), so
-/// reading a 6 MB event does not copy 6 MB of base64 into a `String` per record.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FirehoseEvent<'a> {
-    #[serde(default)]
-    pub invocation_id: Option<String>,
-    #[serde(default)]
-    pub delivery_stream_arn: Option<String>,
-    #[serde(default)]
-    pub region: Option<String>,
-    #[serde(borrow)]
-    pub records: Vec<FirehoseRecord<'a>>,
-}
-
-impl<'a> FirehoseEvent<'a> {
-    /// Reads an event from its JSON bytes, borrowing each record's base64 from them.
-    ///
-    /// An event that is UTF-8 as a whole (any real one) is checked once, with SIMD, and parsed as
-    /// text, so serde_json does not check each record's base64 again; anything else is parsed
-    /// as bytes, whose errors say where the problem is.
-    pub fn from_json(bytes: &'a [u8]) -> serde_json::Result<Self> {
-        match simdutf8::basic::from_utf8(bytes) {
-            Ok(text) => serde_json::from_str(text),
-            Err(_) => serde_json::from_slice(bytes),
-        }
-    }
-}
-
-/// One record of a Firehose event.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FirehoseRecord<'a> {
-    pub record_id: String,
-    /// Milliseconds since the epoch when Firehose received the record.
-    #[serde(default)]
-    pub approximate_arrival_timestamp: Option<f64>,
-    /// The record's bytes, base64-encoded.
-    #[serde(default, borrow, deserialize_with = "borrowed_text")]
-    pub data: Option<Cow<'a, str>>,
-}
-
-/// `Option<Cow<str>>` that borrows from the input when the string has no escapes (serde's
-/// derived `Option<Cow<str>>` always copies).
-fn borrowed_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    struct Text;
-    impl<'de> serde::de::Visitor<'de> for Text {
-        type Value = Option<Cow<'de, str>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Borrowed(v)))
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_owned())))
-        }
-        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v)))
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-            deserializer.deserialize_str(self)
-        }
-    }
-    deserializer.deserialize_option(Text)
-}
-
-/// The result of one record, as Firehose spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordResult {
-    Ok,
-    Dropped,
-    ProcessingFailed,
-}
-
-impl RecordResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordResult::Ok => "Ok",
-            RecordResult::Dropped => "Dropped",
-            RecordResult::ProcessingFailed => "ProcessingFailed",
-        }
-    }
-}
 
 /// Why a record was failed: its id and a message naming what and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,16 +82,21 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes of the `Ok` records' normalized output (before base64).
     pub bytes_out: u64,
+    /// Records turned `ProcessingFailed` because their `Ok` entry would not fit the response.
+    pub records_over_budget: u64,
+    /// The request was such that even every record's smallest entry does not fit the cap (see
+    /// [`MAX_RESPONSE_BYTES`]: no request Firehose can send does this with the default cap).
+    pub over_budget: bool,
     pub duration: Duration,
 }
 
 /// What one invocation produced: the response for Firehose, the numbers, and the failures.
 ///
-/// [`transform`] gives the response as `aws_lambda_events`' type; [`transform_to_json`] gives
+/// [`transform`] gives the response as a [`FirehoseResponse`]; [`transform_to_json`] gives
 /// the same response already serialized (`Outcome<Vec<u8>>`), which is what the Lambda and
 /// `cwms transform` send.
 #[derive(Debug, Clone)]
-pub struct Outcome<R = KinesisFirehoseResponse> {
+pub struct Outcome<R = FirehoseResponse> {
     pub response: R,
     pub stats: Stats,
     pub failures: Vec<RecordFailure>,
@@ -283,16 +218,13 @@ impl std::hash::Hasher for HashIsKey {
 pub fn transform(config: &Config, event: &FirehoseEvent<'_>) -> Outcome {
     let mut records = Vec::with_capacity(event.records.len());
     let (stats, failures) = transform_with(config, event, |record, result, data, hour_ms| {
-        records.push(response_record(record, result, data.to_vec(), hour_ms));
+        records.push(ResponseRecord::new(&record.record_id, result, data.to_vec(), hour_ms));
     });
-    let mut response = KinesisFirehoseResponse::default();
-    response.records = records;
-    Outcome { response, stats, failures }
+    Outcome { response: FirehoseResponse { records }, stats, failures }
 }
 
 /// [`transform`], with the response written straight to its JSON bytes: exactly what
-/// `serde_json` makes of [`transform`]'s response (the `partitionKeys` always as `dt`, then
-/// `hour`), without building each record's base64 as a `String` and then scanning it for
+/// `serde_json` makes of [`transform`]'s response, without building each record's base64 as a `String` and then scanning it for
 /// characters to escape (base64 has none).
 pub fn transform_to_json(config: &Config, event: &FirehoseEvent<'_>) -> Outcome<Vec<u8>> {
     // Room for the whole response up front: reserving does not touch the memory, growing copies it.
@@ -336,6 +268,10 @@ pub fn transform_to_writer(config: &Config, event: &FirehoseEvent<'_>, out: &mut
 
 /// The handler proper: decides each record's result and hands it, in input order, to `emit`
 /// with the record's normalized bytes (empty unless `Ok`) and the hour of its partition keys.
+///
+/// The response budget (see [`MAX_RESPONSE_BYTES`]) is kept here, once for every way of writing
+/// the response: each record's floor entry is reserved before the first record is decided, and
+/// an `Ok` entry is accepted only if its size above that floor fits what is left.
 fn transform_with(
     config: &Config,
     event: &FirehoseEvent<'_>,
@@ -345,25 +281,43 @@ fn transform_with(
     let mut stats = Stats { records_in: event.records.len() as u64, ..Stats::default() };
     let mut failures = Vec::new();
     let mut scratch = Scratch::default();
-    let mut skeleton = Vec::new();
-    // The JSON skeleton `{"records":[]}` plus, per record, its own serialized size.
-    let mut response_bytes = response::START.len() + response::END.len();
-    for record in &event.records {
+    let mut entry = Vec::new();
+    // The envelope, the commas between entries, and every record's floor.
+    let floors: Vec<usize> =
+        event.records.iter().map(|r| response::entry_len(&mut entry, &r.record_id, RecordResult::ProcessingFailed, 0)).collect();
+    let floor = response::START.len() + response::END.len() + event.records.len().saturating_sub(1) + floors.iter().sum::<usize>();
+    stats.over_budget = floor > config.max_response_bytes;
+    // What the entries may take beyond their floors.
+    let mut spare = config.max_response_bytes.saturating_sub(floor);
+    for (record, floor) in event.records.iter().zip(floors) {
         let mut processed = process_record(config, record, &mut scratch);
-        let mut data_len = if processed.result == RecordResult::Ok { scratch.out.len() } else { 0 };
-        let mut size = skeleton_bytes(&mut skeleton, record, processed.result, processed.partition_hour_ms) + base64_len(data_len);
-        if processed.result == RecordResult::Ok && response_bytes + size > config.max_response_bytes {
-            // Firehose would reject the whole response; failing this record instead keeps its
-            // original bytes safe in the error prefix, and the rest of the batch goes through.
-            processed.result = RecordResult::ProcessingFailed;
-            processed.reason = Some(format!(
-                "the transformed record ({} bytes) would take the response past its {} byte limit",
-                data_len, config.max_response_bytes
-            ));
-            data_len = 0;
-            size = skeleton_bytes(&mut skeleton, record, processed.result, processed.partition_hour_ms);
+        let mut data_len = 0;
+        match processed.result {
+            RecordResult::Ok => {
+                let size = response::entry_len(&mut entry, &record.record_id, RecordResult::Ok, processed.partition_hour_ms)
+                    + base64_len(scratch.out.len());
+                let above = size.saturating_sub(floor);
+                if above <= spare {
+                    spare -= above;
+                    data_len = scratch.out.len();
+                } else {
+                    // Firehose would reject the whole response; failing this record instead keeps
+                    // its original bytes safe in the error prefix, and the rest of the batch goes through.
+                    processed.result = RecordResult::ProcessingFailed;
+                    processed.reason = Some(format!(
+                        "the transformed record ({} bytes, {size} in the response) would take the response past its {} byte limit",
+                        scratch.out.len(),
+                        config.max_response_bytes
+                    ));
+                    stats.records_over_budget += 1;
+                }
+            }
+            // A dropped entry is shorter than its floor: the difference is free again.
+            RecordResult::Dropped => {
+                spare += floor.saturating_sub(response::entry_len(&mut entry, &record.record_id, RecordResult::Dropped, 0));
+            }
+            RecordResult::ProcessingFailed => {}
         }
-        response_bytes += size + 1;
         stats.bytes_in += processed.bytes_in;
         stats.duplicates_removed += processed.duplicates;
         stats.datums_filtered += processed.filtered;
@@ -466,30 +420,6 @@ fn process_record(config: &Config, record: &FirehoseRecord<'_>, scratch: &mut Sc
         filtered,
         bytes_in,
     }
-}
-
-fn partition_keys(hour_ms: i64) -> HashMap<String, String> {
-    let hour = utc_hour(hour_ms);
-    HashMap::from([("dt".to_owned(), hour.date()), ("hour".to_owned(), hour.hour_text())])
-}
-
-fn response_record(record: &FirehoseRecord<'_>, result: RecordResult, data: Vec<u8>, hour_ms: i64) -> KinesisFirehoseResponseRecord {
-    let mut metadata = KinesisFirehoseResponseRecordMetadata::default();
-    metadata.partition_keys = partition_keys(hour_ms);
-    let mut out = KinesisFirehoseResponseRecord::default();
-    out.record_id = Some(record.record_id.clone());
-    out.result = Some(result.as_str().to_owned());
-    *out.data = data;
-    out.metadata = metadata;
-    out
-}
-
-/// The serialized size of a response record with empty `data`: exact, because it is measured
-/// (and the tests check that the hand-written JSON is what serde_json writes).
-fn skeleton_bytes(buffer: &mut Vec<u8>, record: &FirehoseRecord<'_>, result: RecordResult, hour_ms: i64) -> usize {
-    buffer.clear();
-    response::write_record(buffer, &record.record_id, result, b"", hour_ms);
-    buffer.len()
 }
 
 fn base64_len(bytes: usize) -> usize {
