@@ -14,6 +14,7 @@
 //!
 //! [`Partition`]: cwms_merge::Partition
 
+mod footer;
 mod path;
 mod read;
 mod schema;

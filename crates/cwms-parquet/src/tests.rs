@@ -9,7 +9,7 @@ use bytes::Bytes;
 use cwms_merge::{Partition, merge_into, rollup_hourly};
 use cwms_model::{Datum, OwnedDatum};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, LogicalType, TimeUnit};
+use parquet::basic::{ColumnOrder, Compression, LogicalType, SortOrder, TimeUnit};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
@@ -133,7 +133,10 @@ fn parallel_encoding_writes_what_arrow_writer_writes() {
     for codec in [Codec::default(), Codec::Snappy, Codec::Uncompressed] {
         let options =
             WriteOptions { codec, max_row_group_rows: NonZeroUsize::new(1000).unwrap(), data_page_rows: NonZeroUsize::new(300).unwrap() };
-        let sequential = write_batch(&to_record_batch(&partition).unwrap(), writer_properties(&options));
+        let mut sequential = write_batch(&to_record_batch(&partition).unwrap(), writer_properties(&options)).to_vec();
+        // parquet-rs writes IEEE_754_TOTAL_ORDER for the five float leaves (min, max, sum, count,
+        // stats.key_value.value); the lake's writer rewrites exactly those.
+        assert_eq!(crate::footer::use_type_defined_float_orders(&mut sequential), Ok(5));
         assert_eq!(encode(&partition, &minutes_object(), &options).unwrap(), sequential, "{codec}");
     }
 }
@@ -149,6 +152,16 @@ fn footer_records_the_policy() {
     assert!(kv.iter().any(|e| e.key == SCHEMA_VERSION_KEY && e.value.as_deref() == Some(SCHEMA_VERSION)));
     // The embedded Arrow schema lets pyarrow restore dictionaries and the time zone.
     assert!(kv.iter().any(|e| e.key == "ARROW:schema"));
+
+    // Every column order is TYPE_DEFINED_ORDER, which every reader since 2017 understands
+    // (parquet-rs would write IEEE_754_TOTAL_ORDER for the floats: see footer.rs).
+    let orders = file.column_orders().expect("column orders are written");
+    assert_eq!(orders.len(), file.schema_descr().num_columns());
+    for (i, order) in orders.iter().enumerate() {
+        assert!(matches!(order, ColumnOrder::TYPE_DEFINED_ORDER(_)), "column {i}: {order:?}");
+    }
+    assert_eq!(file.column_order(9), ColumnOrder::TYPE_DEFINED_ORDER(SortOrder::SIGNED), "min (leaf 9) is a signed double");
+    assert_eq!(file.schema_descr().column(9).path().string(), "min");
 
     let schema = file.schema_descr();
     let leaves: Vec<String> = (0..schema.num_columns()).map(|i| schema.column(i).path().string()).collect();

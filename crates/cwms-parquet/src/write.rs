@@ -274,8 +274,13 @@ impl FileWriter {
         Ok(())
     }
 
+    /// The file's bytes, with the footer's float column orders made `TYPE_DEFINED_ORDER`
+    /// (see `footer.rs`): the other half of the writer policy, which parquet-rs has no setting for.
     fn finish(self) -> Result<Vec<u8>, parquet::errors::ParquetError> {
-        self.writer.into_inner()
+        let mut bytes = self.writer.into_inner()?;
+        crate::footer::use_type_defined_float_orders(&mut bytes)
+            .map_err(|reason| parquet::errors::ParquetError::General(format!("rewriting the footer's column orders: {reason}")))?;
+        Ok(bytes)
     }
 }
 
