@@ -25,12 +25,18 @@ pub fn describe(output: &Output) -> String {
 /// Runs a Python script of the repository (path relative to its root) with the tools' venv,
 /// asserts it succeeded, and returns its standard output.
 pub fn python(script: &str, args: &[&str]) -> String {
-    let python = tools_dir().join("venv/bin/python");
-    assert!(python.is_file(), "{} missing: run ./scripts/test, which installs the Python tools", python.display());
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let output = Command::new(python).arg(repo.join(script)).args(args).current_dir(&repo).output().unwrap();
+    let output = python_in("venv", script, args);
     assert!(output.status.success(), "{script} failed: {}", describe(&output));
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs a Python script of the repository with the Python of one venv of the tools folder
+/// (`venv`, `readers-venv`, `readers-old-venv`, ...) and returns its output, whatever its exit status.
+pub fn python_in(venv: &str, script: &str, args: &[&str]) -> Output {
+    let python = tools_dir().join(venv).join("bin/python");
+    assert!(python.is_file(), "{} missing: run ./scripts/test, which installs the Python tools", python.display());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    Command::new(python).arg(repo.join(script)).args(args).current_dir(&repo).output().unwrap()
 }
 
 /// Every file below `dir` by relative path, with its bytes.

@@ -3,6 +3,7 @@
 mod firehose;
 mod lake;
 mod lambda;
+mod readers;
 mod run;
 mod sample_data;
 mod sql;

@@ -1,10 +1,11 @@
-"""Mechanical adaptation of the Athena (Trino) cookbook queries to DuckDB.
+"""Mechanical adaptation of the Athena (Trino) cookbook queries to DuckDB, and to Spark SQL.
 
-This module is the ONE place that knows how the two dialects differ for the cookbook. The rules are
-deliberately few and textual, so that a passing DuckDB run says something about the Athena text itself:
-every rule replaces one Athena construct with its DuckDB equivalent and nothing else, and anything not
-covered here must already mean the same in both engines (or DuckDB fails loudly and the check fails).
-infra/README.md ("Athena and DuckDB") describes the same rules for humans; keep the two in step.
+This module is the ONE place that knows how the dialects differ for the cookbook. The rules are
+deliberately few and textual, so that a passing DuckDB (or Spark) run says something about the Athena
+text itself: every rule replaces one Athena construct with its equivalent and nothing else, and anything
+not covered here must already mean the same in both engines (or the engine fails loudly and the check
+fails). infra/README.md ("Athena and DuckDB", "Athena and Spark SQL") describes the same rules for
+humans; keep them in step. The Spark rules are at the end of this file (`adapt_spark` and friends).
 
 Tables are not rewritten in the query text at all: DuckDB views named like the Glue tables stand in for
 them (see `create_views`), reading the lake's files with Hive partitioning, so the queries keep their
@@ -84,7 +85,7 @@ def create_views(con, lake_tables_dir: Path, raw_dir: Path | None) -> list[str]:
 @dataclass(frozen=True)
 class Rule:
     athena: str
-    duckdb: str
+    target: str  # the same construct in the other engine (DuckDB in RULES, Spark SQL in SPARK_RULES)
     why: str
     apply: Callable[[str, "Context"], str]
 
@@ -291,3 +292,119 @@ def header_answers(sql: str) -> str:
 def placeholder_count(sql: str) -> int:
     mask = _code_mask(sql)
     return sum(1 for i, c in enumerate(sql) if c == "?" and mask[i])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Spark SQL (pyspark 4.x, local mode, Hive catalog): the tables come from the Athena DDL itself.
+# ---------------------------------------------------------------------------------------------------
+
+# Session settings the Spark run needs, with the reason for each. Spark 4's ANSI mode (on by default)
+# is kept: like Trino it fails on overflow and invalid casts instead of returning NULL.
+SPARK_SESSION: dict[str, tuple[str, str]] = {
+    "spark.sql.session.timeZone": ("UTC", "Athena's `timestamp` is UTC wall time; Spark shows timestamps in the session zone"),
+    "spark.sql.ansi.doubleQuotedIdentifiers": (
+        "true",
+        'Athena quotes identifiers with double quotes ("timestamp"); Spark reads "..." as a string literal otherwise',
+    ),
+}
+
+
+def _spark_from_unixtime(sql: str, ctx: Context) -> str:
+    return _rewrite_calls(sql, "from_unixtime", lambda a: f"timestamp_seconds({a[0]})")
+
+
+def _spark_to_unixtime(sql: str, ctx: Context) -> str:
+    return _rewrite_calls(sql, "to_unixtime", lambda a: f"(unix_micros({a[0]}) / 1e6)")
+
+
+def _spark_format_datetime(sql: str, ctx: Context) -> str:
+    def build(args):
+        fmt = args[1]
+        if not (fmt.startswith("'") and fmt.endswith("'")):
+            raise ValueError(f"format_datetime needs a literal pattern here, got {fmt}")
+        _joda_to_strftime(fmt[1:-1])  # refuses any letter without a rule; these few mean the same in Spark
+        return f"date_format({args[0]}, {fmt})"
+
+    return _rewrite_calls(sql, "format_datetime", build)
+
+
+SPARK_RULES: list[Rule] = [
+    Rule(
+        "from_unixtime(seconds)",
+        "timestamp_seconds(seconds)",
+        "Spark's from_unixtime returns a formatted STRING; timestamp_seconds returns the TIMESTAMP Athena's does",
+        _spark_from_unixtime,
+    ),
+    Rule(
+        "to_unixtime(ts)",
+        "(unix_micros(ts) / 1e6)",
+        "epoch seconds as a double, fraction kept; Spark's unix_timestamp truncates to whole seconds",
+        _spark_to_unixtime,
+    ),
+    Rule(
+        "format_datetime(ts, 'yyyy-MM-dd-HH')",
+        "date_format(ts, 'yyyy-MM-dd-HH')",
+        "the pattern letters yyyy MM dd HH mm ss mean the same in Joda and Spark; any other letter is refused",
+        _spark_format_datetime,
+    ),
+    Rule(
+        "current_timestamp",
+        "TIMESTAMP '<pinned now>'",
+        "the check pins 'now' to the data's own clock, so the answer is reproducible",
+        _current_timestamp,
+    ),
+]
+
+
+def adapt_spark(sql: str, now: datetime) -> str:
+    """Applies every Spark rule in order. Positional `?` parameters stay: pyspark binds them
+    (`spark.sql(text, args=[...])`) like Athena's execution parameters. element_at(map, key) stays too:
+    Spark's returns NULL for a missing key, as Athena's does (also under ANSI mode)."""
+    ctx = Context(now=now)
+    for rule in SPARK_RULES:
+        sql = rule.apply(sql, ctx)
+    return sql
+
+
+def spark_string(s: str) -> str:
+    """A Spark SQL (and Hive DDL) string literal: there a backslash is an escape character, unlike in
+    Athena's Trino queries, so `\\` and `'` are escaped with one."""
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def spark_ddl(sql: str, bucket_uri: str) -> str:
+    """The shipped Athena DDL for Spark: only the bucket moves (`s3://CWMS_BUCKET/` -> bucket_uri)."""
+    if "s3://CWMS_BUCKET/" not in sql:
+        raise ValueError("the DDL has no s3://CWMS_BUCKET/ location to point elsewhere")
+    return sql.replace("s3://CWMS_BUCKET/", bucket_uri.rstrip("/") + "/")
+
+
+_ADD_PARTITION = re.compile(
+    r"ALTER\s+TABLE\s+(?P<table>\w+)\s+ADD\s+IF\s+NOT\s+EXISTS\s+PARTITION\s*\(\s*dt\s*=\s*(?P<dt>'[^']*')\s*,"
+    r"\s*namespace\s*=\s*(?P<namespace>'[^']*')\s*\)\s*LOCATION\s+(?P<location>'[^']*')",
+    re.IGNORECASE,
+)
+
+
+def spark_add_partition(template: str, table: str, dt: str, namespace: str, location: str) -> str:
+    """The project's ADD PARTITION statement (ddl/metrics_add_partition.sql) for one partition: its table,
+    dt and namespace values and LOCATION replaced, everything else as written."""
+    m = _ADD_PARTITION.search(template)
+    if not m:
+        raise ValueError("metrics_add_partition.sql no longer has the ALTER TABLE ... ADD IF NOT EXISTS PARTITION "
+                         "(dt = '...', namespace = '...') LOCATION '...' shape this rule rewrites")
+    out = template
+    for group, value in sorted(
+        [("location", spark_string(location)), ("namespace", spark_string(namespace)), ("dt", spark_string(dt)), ("table", table)],
+        key=lambda gv: -m.start(gv[0]),
+    ):
+        out = out[: m.start(group)] + value + out[m.end(group) :]
+    return out
+
+
+# The raw table's DDL uses the OpenX JSON SerDe, which Spark does not ship: Spark's own JSON source with
+# the same columns stands in for it (gzip is told by the .gz extension, partitions found by MSCK).
+def spark_raw_table(columns: list[tuple[str, str]], partitions: list[tuple[str, str]], location_uri: str) -> str:
+    cols = ", ".join(f"`{name}` {hive_type}" for name, hive_type in columns + partitions)
+    keys = ", ".join(f"`{name}`" for name, _ in partitions)
+    return f"CREATE TABLE raw ({cols}) USING json PARTITIONED BY ({keys}) LOCATION {spark_string(location_uri)}"

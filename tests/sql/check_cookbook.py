@@ -422,13 +422,13 @@ def same_value(a, b) -> bool:
     return a == b
 
 
-def compare(got: list[tuple], want: list[tuple]) -> None:
+def compare(got: list[tuple], want: list[tuple], engine: str = "DuckDB") -> None:
     if len(got) != len(want):
-        raise CheckFailed(f"{len(got)} rows from DuckDB, {len(want)} in the reference\n"
-                          f"    first DuckDB rows: {got[:3]}\n    first reference rows: {want[:3]}")
+        raise CheckFailed(f"{len(got)} rows from {engine}, {len(want)} in the reference\n"
+                          f"    first {engine} rows: {got[:3]}\n    first reference rows: {want[:3]}")
     for i, (g, w) in enumerate(zip(got, want)):
         if len(g) != len(w) or not all(same_value(x, y) for x, y in zip(g, w)):
-            raise CheckFailed(f"row {i} differs:\n    DuckDB:    {g}\n    reference: {w}")
+            raise CheckFailed(f"row {i} differs:\n    {engine + ':':<10} {g}\n    reference: {w}")
 
 
 def check_rollup_detects_damage(tables_dir: Path, raw_dir, params: dict, queries_dir: Path) -> str:
