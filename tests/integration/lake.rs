@@ -27,6 +27,20 @@ fn check_lake(raw: &Path, lake: &Path, expect_failed: usize) -> String {
     python("tests/python/check_lake.py", &[raw.to_str().unwrap(), lake.to_str().unwrap(), "--expect-failed", &expect_failed.to_string()])
 }
 
+fn check_lake_rejecting(raw: &Path, lake: &Path, expect_failed: usize, expect_rejected: u64) -> String {
+    python(
+        "tests/python/check_lake.py",
+        &[
+            raw.to_str().unwrap(),
+            lake.to_str().unwrap(),
+            "--expect-failed",
+            &expect_failed.to_string(),
+            "--expect-rejected",
+            &expect_rejected.to_string(),
+        ],
+    )
+}
+
 #[test]
 fn folder_lake_matches_the_reference_in_duckdb_and_pyarrow() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,22 +62,48 @@ fn folder_lake_matches_the_reference_in_duckdb_and_pyarrow() {
     assert_eq!(lake_files(&lake), before);
 }
 
+/// Malformed lines inside raw objects (a stream without the transform, a hand-made file): the
+/// good lines reach the lake, the bad ones are kept under `_cwms/rejected/` with their reasons,
+/// the run exits 0 and says so; an object that does not decompress fails alone, named, and makes
+/// the run exit 1.
 #[test]
-fn malformed_raw_objects_are_reported_and_the_rest_is_published() {
+fn malformed_raw_lines_are_quarantined_and_the_rest_is_published() {
     let dir = tempfile::tempdir().unwrap();
     generate_raw(dir.path(), 120, 90, &["--malformed", "0.02", "--seed", "7"]);
     let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
     let output = cwms(&["compact", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--json"], &[]);
-    assert_eq!(output.status.code(), Some(1), "bad raw objects make the run exit non-zero: {}", describe(&output));
+    assert_eq!(output.status.code(), Some(0), "rejected lines are kept, not failures: {}", describe(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(report["objects_failed"].as_array().unwrap().is_empty(), "{report}");
+    let rejected = report["lines_rejected"].as_u64().unwrap();
+    assert!(rejected > 0, "{report}");
+    let files = report["rejected"].as_array().unwrap();
+    let mut documents = 0;
+    for file in files {
+        let location = file["location"].as_str().unwrap();
+        assert!(location.contains("/_cwms/rejected/") && location.ends_with(".ndjson"), "{location}");
+        documents += std::fs::read_to_string(location).unwrap().lines().count() as u64;
+    }
+    assert_eq!(documents, rejected, "one document per rejected line");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("rejected lines "), "{}", describe(&output));
+    check_lake_rejecting(&raw, &lake, 0, rejected);
+
+    // `cwms redrive` reads the rejected lines as it reads Firehose's error objects.
+    let redrive = cwms(&["redrive", "--errors", lake.join("_cwms/rejected").to_str().unwrap(), "--stream", "s", "--dry-run"], &[]);
+    assert!(redrive.status.success(), "{}", describe(&redrive));
+    assert!(String::from_utf8_lossy(&redrive.stdout).contains(&format!("would send {rejected} records")), "{}", describe(&redrive));
+
+    // An object that does not decompress fails alone.
+    let broken = raw.join("broken.gz");
+    std::fs::write(&broken, b"\x1f\x8b\x08\x00 not gzip").unwrap();
+    let output = cwms(&["compact", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let failed = report["objects_failed"].as_array().unwrap();
-    assert!(!failed.is_empty(), "{report}");
-    for problem in failed {
-        let location = problem["location"].as_str().unwrap();
-        assert!(Path::new(location).is_file(), "a bad object is left in place: {location}");
-        assert!(!problem["reason"].as_str().unwrap().is_empty());
-    }
-    check_lake(&raw, &lake, failed.len());
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["location"].as_str().unwrap(), broken.to_str().unwrap());
+    assert!(broken.is_file(), "a bad object is left in place");
+    check_lake_rejecting(&raw, &lake, 1, rejected);
 }
 
 /// The same raw zone compacted on S3 (s3s-fs) and on a folder gives byte-identical lakes.

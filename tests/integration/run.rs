@@ -35,7 +35,9 @@ fn run_makes_a_lake_with_exactly_the_generated_numbers() {
     assert!(output.status.success(), "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("60 series x 45 minutes = 2700 datums"), "{stdout}");
-    assert!(stdout.contains("duckdb -c") && stdout.contains("FROM cwms.metrics_1m"), "example queries are printed: {stdout}");
+    assert!(stdout.contains("duckdb -c") && stdout.contains("FROM metrics_1m"), "example queries are printed: {stdout}");
+    // The cookbook's average (sum of sums over sum of counts), never an average of averages.
+    assert!(stdout.contains(r#"sum("sum") / sum("count")"#) && !stdout.contains(r#"avg("sum" / "count")"#), "{stdout}");
 
     // The truth: the same datums, as the generator's plain NDJSON (no duplicates, none late).
     let truth = dir.path().join("truth");

@@ -1,12 +1,13 @@
 """Checks a lake written by cwms with independent readers (DuckDB and pyarrow) against a
 reference computed here, in Python, straight from the raw objects.
 
-Usage: check_lake.py RAW_DIR LAKE_DIR [--expect-failed N]
+Usage: check_lake.py RAW_DIR LAKE_DIR [--expect-failed N] [--expect-rejected N]
 
 The reference applies DESIGN 4.3 itself: one datum per (account, region, namespace, metric,
 dimensions, timestamp), the one with the larger count, ties by (sum, max, min, stats, unit);
 hourly rollups are min of mins, max of maxes, sum of sums and counts, with no statistics.
-Raw objects that do not decode completely are left out, as the compactor does.
+Raw objects that do not decompress are left out, and so are the lines of the others that are
+not datums (the compactor keeps those under _cwms/rejected/), as the compactor does.
 Exits non-zero, naming the first difference, when the lake disagrees.
 """
 
@@ -32,44 +33,62 @@ def fail(message):
     sys.exit(1)
 
 
+# The times the decoder takes as epoch milliseconds: 2000-01-01 to 2099-12-31.
+EARLIEST_MS, LATEST_MS = 946_684_800_000, 4_102_444_799_999
+
+
+def datum_of(line):
+    """The datum of one line, or None when the line is not one."""
+    try:
+        d = json.loads(line)
+    except Exception:
+        return None
+    if not isinstance(d, dict) or any(k not in d for k in REQUIRED):
+        return None
+    v = d["value"]
+    if not isinstance(v, dict) or any(not isinstance(v.get(k), (int, float)) or isinstance(v.get(k), bool) for k in ("count", "sum", "max", "min")):
+        return None
+    if any(not isinstance(x, (int, float)) or isinstance(x, bool) for x in v.values()):
+        return None
+    if not all(isinstance(d[k], str) and d[k] for k in ("account_id", "region", "namespace", "metric_name")):
+        return None
+    t = d["timestamp"]
+    if not isinstance(t, int) or isinstance(t, bool) or not EARLIEST_MS <= t <= LATEST_MS:
+        return None
+    return d
+
+
 def read_object(path):
+    """(datums, rejected lines) of a raw object, or None when it does not decompress."""
     data = open(path, "rb").read()
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
         except Exception:
             return None
-    datums = []
+    datums, rejected = [], 0
     for line in data.split(b"\n"):
         if not line.strip():
             continue
-        try:
-            d = json.loads(line)
-        except Exception:
-            return None
-        if not isinstance(d, dict) or any(k not in d for k in REQUIRED):
-            return None
-        v = d["value"]
-        if not isinstance(v, dict) or any(not isinstance(v.get(k), (int, float)) or isinstance(v.get(k), bool) for k in ("count", "sum", "max", "min")):
-            return None
-        if any(not isinstance(x, (int, float)) or isinstance(x, bool) for x in v.values()):
-            return None
-        if not all(isinstance(d[k], str) and d[k] for k in ("account_id", "region", "namespace", "metric_name")):
-            return None
-        datums.append(d)
-    return datums
+        d = datum_of(line)
+        if d is None:
+            rejected += 1
+        else:
+            datums.append(d)
+    return datums, rejected
 
 
 def raw_datums(raw_dir):
-    datums, failed = [], 0
+    datums, failed, rejected = [], 0, 0
     for root, _, files in os.walk(raw_dir):
         for name in sorted(files):
             got = read_object(os.path.join(root, name))
             if got is None:
                 failed += 1
             else:
-                datums.extend(got)
-    return datums, failed
+                datums.extend(got[0])
+                rejected += got[1]
+    return datums, failed, rejected
 
 
 def identity(d):
@@ -101,11 +120,14 @@ def main():
     parser.add_argument("raw")
     parser.add_argument("lake")
     parser.add_argument("--expect-failed", type=int, default=None)
+    parser.add_argument("--expect-rejected", type=int, default=None)
     args = parser.parse_args()
 
-    datums, failed = raw_datums(args.raw)
+    datums, failed, rejected = raw_datums(args.raw)
     if args.expect_failed is not None and failed != args.expect_failed:
         fail(f"expected {args.expect_failed} undecodable raw objects, found {failed}")
+    if args.expect_rejected is not None and rejected != args.expect_rejected:
+        fail(f"expected {args.expect_rejected} rejected lines, found {rejected}")
     best = reference(datums)
     if not best:
         fail("no datums in the raw zone")
@@ -203,7 +225,7 @@ def main():
         if r[10] != 0:
             fail(f"hourly row {key}: a rollup must not carry statistics")
 
-    print(f"check_lake: {len(best)} minute rows and {len(hours)} hourly rows match the reference ({failed} raw objects undecodable)")
+    print(f"check_lake: {len(best)} minute rows and {len(hours)} hourly rows match the reference ({failed} raw objects undecodable, {rejected} lines rejected)")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 //! `cwms compact`: raw metric-stream objects (a folder or `s3://`) into the Parquet lake.
 
+use crate::output::{err, out};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use cwms_compactor::{GlueTarget, Options, Progress, Report};
+use cwms_compactor::{GlueTarget, Options, Progress, Rebuild, Report};
 use cwms_parquet::Codec;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -22,10 +23,10 @@ pub struct Args {
     #[arg(long, default_value = "zstd", value_parser = parse_codec)]
     pub codec: Codec,
     /// Register new partitions in this Glue database (needs an s3:// lake).
-    #[arg(long, value_name = "DATABASE", requires = "lake")]
+    #[arg(long, value_name = "DATABASE")]
     pub glue_database: Option<String>,
     /// Prefix of the Glue table names (`<prefix>metrics_1m`, `<prefix>metrics_1h`).
-    #[arg(long, default_value = "", value_name = "PREFIX")]
+    #[arg(long, default_value = "", value_name = "PREFIX", requires = "glue_database")]
     pub glue_table_prefix: String,
     /// Read again the raw objects an earlier run recorded as undecodable.
     #[arg(long)]
@@ -40,6 +41,24 @@ pub struct Args {
     /// bounds memory whatever the backlog (the default peaked at about 650 MB).
     #[arg(long, value_name = "N", default_value_t = cwms_compactor::DEFAULT_MAX_POINTS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_points: usize,
+    /// Cap on one raw object's decompressed size, in bytes (objects are streamed: the cap bounds
+    /// the time a gzip bomb takes, not memory). `CWMS_MAX_DECOMPRESSED_BYTES` in the Lambda.
+    #[arg(long, value_name = "BYTES", default_value_t = cwms_compactor::DEFAULT_MAX_DECOMPRESSED_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_decompressed_bytes: u64,
+    /// Rebuild the selected partitions (--dt, optionally --hour and --namespace) from the raw
+    /// zone, e.g. after a corrupt or deleted lake object: re-reads every raw object that can hold
+    /// their datums and merges them in (a corrupt object is replaced). The checkpoint is not changed.
+    #[arg(long, requires = "dt")]
+    pub rebuild: bool,
+    /// With --rebuild: a UTC day, YYYY-MM-DD (repeatable).
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "rebuild")]
+    pub dt: Vec<String>,
+    /// With --rebuild: a UTC hour of those days, 0 to 23 (repeatable; default every hour).
+    #[arg(long, value_name = "HH", requires = "rebuild", value_parser = clap::value_parser!(u8).range(0..=23))]
+    pub hour: Vec<u8>,
+    /// With --rebuild: a namespace as CloudWatch spells it, e.g. AWS/EC2 (repeatable; default every namespace).
+    #[arg(long, value_name = "NAMESPACE", requires = "rebuild")]
+    pub namespace: Vec<String>,
     /// Print the summary as JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -58,18 +77,23 @@ async fn compact(args: Args) -> anyhow::Result<ExitCode> {
     if args.glue_database.is_some() && !args.lake.starts_with("s3://") {
         anyhow::bail!("--glue-database needs an s3:// --lake (Glue partitions point at S3 locations), not {:?}", args.lake);
     }
-    let raw = cwms_store::open(&args.raw).await.with_context(|| format!("opening raw location {}", args.raw))?;
-    let lake = cwms_store::open(&args.lake).await.with_context(|| format!("opening lake location {}", args.lake))?;
-    let mut options =
-        Options { retry_failed: args.retry_failed, batch_bytes: args.batch_mb << 20, max_points: args.max_points, ..Options::default() };
+    let rebuild = if args.rebuild { Some(Rebuild::new(args.dt.clone(), args.hour.clone(), args.namespace.clone())?) } else { None };
+    let raw = cwms_store::open_existing(&args.raw).await.with_context(|| format!("opening the raw zone {}", args.raw))?;
+    let lake = cwms_store::open(&args.lake).await.with_context(|| format!("opening the lake {}", args.lake))?;
+    let mut options = Options {
+        retry_failed: args.retry_failed,
+        batch_bytes: args.batch_mb << 20,
+        max_points: args.max_points,
+        max_decompressed_bytes: args.max_decompressed_bytes,
+        rebuild,
+        ..Options::default()
+    };
     options.write.codec = args.codec;
     if let Some(n) = args.concurrency {
         options.concurrency = n.into();
     }
     if let Some(database) = &args.glue_database {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let target = GlueTarget { database: database.clone(), table_prefix: args.glue_table_prefix.clone(), lake_url: args.lake.clone() };
-        options.glue = Some((aws_sdk_glue::Client::new(&config), target));
+        options.glue = Some(GlueTarget::connect(database, &args.glue_table_prefix, &args.lake).await);
     }
     let bar = progress_bar();
     options.progress = Some(Arc::new({
@@ -84,15 +108,17 @@ async fn compact(args: Args) -> anyhow::Result<ExitCode> {
             Progress::ObjectWritten => {}
         }
     }));
-    let report = cwms_compactor::compact(raw.as_ref(), &args.raw, lake.as_ref(), &options).await;
+    let report = cwms_compactor::compact(raw.as_ref(), lake.as_ref(), &options).await;
     bar.finish_and_clear();
     let report = report.context("compaction stopped")?;
+    let code = if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.summary_json())?);
+        out!("{}", serde_json::to_string_pretty(&report.summary_json())?)?;
+        print_problems(&report);
     } else {
-        print_summary(&report);
+        print_summary(&report)?;
     }
-    Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(code)
 }
 
 fn progress_bar() -> ProgressBar {
@@ -106,37 +132,68 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-pub fn print_summary(report: &Report) {
-    println!(
-        "read {} raw objects ({} bytes, {} pending of {} listed); {} datums, {} duplicates merged",
-        report.objects_read, report.raw_bytes_read, report.objects_pending, report.objects_listed, report.datums, report.duplicates_merged
-    );
-    println!(
-        "wrote {} metrics_1m objects ({} unchanged) and {} metrics_1h objects, {} bytes, in {:.2} s",
-        report.minute_objects_written,
-        report.minute_objects_unchanged,
-        report.hour_objects_written,
-        report.lake_bytes_written,
-        report.elapsed.as_secs_f64()
-    );
-    if report.glue.created + report.glue.already_present > 0 {
-        println!("glue: {} partitions created, {} already present", report.glue.created, report.glue.already_present);
-    }
-    if report.objects_failed_earlier > 0 {
-        println!(
-            "{} raw objects recorded as undecodable by earlier runs were skipped (--retry-failed reads them again)",
-            report.objects_failed_earlier
-        );
-    }
-    print_problems(report);
+/// "1 raw object", "2 raw objects".
+pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Names every raw object that did not decode and every lake object that could not be updated.
+pub fn print_summary(report: &Report) -> anyhow::Result<()> {
+    out!(
+        "read {} ({} bytes, {} pending of {} listed); {}, {} merged",
+        plural(report.objects_read as u64, "raw object", "raw objects"),
+        report.raw_bytes_read,
+        report.objects_pending,
+        report.objects_listed,
+        plural(report.datums, "datum", "datums"),
+        plural(report.duplicates_merged, "duplicate", "duplicates")
+    )?;
+    out!(
+        "wrote {} ({} unchanged) and {}, {} bytes, in {:.2} s",
+        plural(report.minute_objects_written as u64, "metrics_1m object", "metrics_1m objects"),
+        report.minute_objects_unchanged,
+        plural(report.hour_objects_written as u64, "metrics_1h object", "metrics_1h objects"),
+        report.lake_bytes_written,
+        report.elapsed.as_secs_f64()
+    )?;
+    if report.glue.created + report.glue.already_present > 0 {
+        out!(
+            "glue: {} created, {} already present",
+            plural(report.glue.created as u64, "partition", "partitions"),
+            report.glue.already_present
+        )?;
+    }
+    if report.objects_failed_earlier > 0 {
+        out!(
+            "{} recorded as undecodable by earlier runs skipped (--retry-failed reads them again)",
+            plural(report.objects_failed_earlier as u64, "raw object", "raw objects")
+        )?;
+    }
+    if report.lines_rejected > 0 {
+        out!(
+            "{} of {} kept out of the lake, with line numbers and reasons, in {} (`cwms redrive --errors` sends them back)",
+            plural(report.lines_rejected, "line", "lines"),
+            plural(report.rejected.len() as u64, "raw object", "raw objects"),
+            plural(report.rejected.len() as u64, "rejected-lines file", "rejected-lines files")
+        )?;
+    }
+    for replaced in &report.replaced_corrupt {
+        out!("rebuilt the corrupt lake object {replaced} from the raw zone")?;
+    }
+    print_problems(report);
+    Ok(())
+}
+
+/// Names every raw object that did not decode, every rejected-lines file and every lake object
+/// that could not be updated, on standard error.
 pub fn print_problems(report: &Report) {
     for problem in &report.objects_failed {
-        eprintln!("raw object {}: {}", problem.location, problem.reason);
+        err!("raw object {}: {}", problem.location, problem.reason);
+    }
+    for problem in &report.rejected {
+        err!("rejected lines {}: {}", problem.location, problem.reason);
     }
     for problem in &report.partition_errors {
-        eprintln!("lake object {}: {}", problem.location, problem.reason);
+        err!("lake object {}: {}", problem.location, problem.reason);
     }
 }

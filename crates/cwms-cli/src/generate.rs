@@ -10,6 +10,7 @@
 //! The data itself comes from `cwms_sample`; this module turns flags into a `Spec`, checks them
 //! with messages that name the flag, and writes files.
 
+use crate::output::err;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -171,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::RawFolder => write_raw(&spec, &records, &out)?,
     };
     let malformed = records.iter().filter(|r| r.is_malformed()).count();
-    eprintln!(
+    err!(
         "cwms generate: {} series x {} minutes from {} (seed {}): {} records ({} malformed); wrote {}",
         spec.series,
         spec.minutes,
@@ -189,10 +190,20 @@ fn spec(args: &Args, now_ms: i64) -> anyhow::Result<Spec> {
     const HOUR_MS: i64 = 3_600_000;
     let text_only = args.format == Format::Ndjson;
     if text_only && args.gzip > 0.0 {
-        bail!("--gzip needs --format firehose-event or raw-folder: ndjson output is text");
+        bail!("--gzip needs --format firehose-event: ndjson output is text");
+    }
+    if args.format == Format::RawFolder && args.gzip > 0.0 {
+        // Firehose gzips whole objects; records gzip-wrapped inside them would be gzip within
+        // gzip, which no reader of raw objects (cwms compact included) takes apart.
+        bail!(
+            "--gzip needs --format firehose-event: raw-folder objects are gzip already, and records gzipped inside them could not be read"
+        );
     }
     if text_only && args.malformations.contains(&MalformationArg::BadGzip) {
         bail!("--malformations bad-gzip needs --format firehose-event or raw-folder: ndjson output is text");
+    }
+    if args.malformed == 0.0 && !args.malformations.is_empty() {
+        bail!("--malformations chooses the damage of --malformed records: give --malformed too (for example --malformed 5%)");
     }
     if args.one_event && args.format != Format::FirehoseEvent {
         bail!("--one-event needs --format firehose-event");
@@ -311,7 +322,7 @@ fn write_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: usize, o
             for (path, event) in &files {
                 create_new_file(path)?.write_all(&to_json(event)).with_context(|| format!("writing {}", path.display()))?;
             }
-            Ok(format!("{} event file(s) to {}", files.len(), folder.display()))
+            Ok(format!("{} to {}", crate::compact::plural(files.len() as u64, "event file", "event files"), folder.display()))
         }
     }
 }
@@ -326,7 +337,7 @@ fn write_raw(spec: &Spec, records: &[SampleRecord], out: &Output) -> anyhow::Res
         fs::create_dir_all(parent).with_context(|| format!("creating folder {}", parent.display()))?;
         create_new_file(path)?.write_all(&object.bytes).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(format!("{} object(s) under {}", objects.len(), folder.join("raw").display()))
+    Ok(format!("{} under {}", crate::compact::plural(objects.len() as u64, "object", "objects"), folder.join("raw").display()))
 }
 
 /// Creates the folder and checks, before anything is written, that no file would be overwritten:
@@ -378,9 +389,11 @@ pub(crate) fn parse_share(text: &str) -> Result<f64, String> {
 /// A share below 1: a malformed record is followed by another with this probability, and at 1
 /// the records would never end.
 fn parse_malformed_share(text: &str) -> Result<f64, String> {
-    let share = parse_share(text)?;
+    let share = parse_share(text).map_err(|_| {
+        format!("{} is not a share of at least 0 and below 1 (0% to 99.9%): not every record can be malformed", text.trim())
+    })?;
     if share >= 1.0 {
-        return Err(format!("{} must be below 1 (100%): not every record can be malformed", text.trim()));
+        return Err(format!("{} is not a share of at least 0 and below 1 (0% to 99.9%): not every record can be malformed", text.trim()));
     }
     Ok(share)
 }
@@ -488,8 +501,8 @@ mod tests {
             ),
         );
         check(
-            "--start 2026-01-15T12:00:00+02:00 --malformations missing-value -o x.ndjson",
-            Ok("200 series x 60 min from 2026-01-15T10:00:00Z, ns 5, shares 0.01/0.02/0/0/0.5, [\"missing-value\"], File(\"x.ndjson\")"),
+            "--start 2026-01-15T12:00:00+02:00 --malformed 1% --malformations missing-value -o x.ndjson",
+            Ok("200 series x 60 min from 2026-01-15T10:00:00Z, ns 5, shares 0.01/0.02/0.01/0/0.5, [\"missing-value\"], File(\"x.ndjson\")"),
         );
         check(
             "--format firehose-event --one-event",
@@ -508,9 +521,23 @@ mod tests {
                 "error: invalid value 'lots' for '--late <SHARE>': \"lots\" is not a share (expected a number from 0 to 1, such as 0.05, or a percentage such as 5%)",
             ),
         );
+        for share in ["100%", "1", "1.5"] {
+            check(
+                &format!("--malformed {share}"),
+                Err(&format!(
+                    "error: invalid value '{share}' for '--malformed <SHARE>': {share} is not a share of at least 0 and below 1 (0% to 99.9%): not every record can be malformed"
+                )),
+            );
+        }
         check(
-            "--malformed 100%",
-            Err("error: invalid value '100%' for '--malformed <SHARE>': 100% must be below 1 (100%): not every record can be malformed"),
+            "--format raw-folder --out x --gzip 0.5",
+            Err(
+                "--gzip needs --format firehose-event: raw-folder objects are gzip already, and records gzipped inside them could not be read",
+            ),
+        );
+        check(
+            "--malformations truncated-line",
+            Err("--malformations chooses the damage of --malformed records: give --malformed too (for example --malformed 5%)"),
         );
         check("--series 0", Err("error: invalid value '0' for '--series <N>': 0 is not in 1..=100000"));
         check("--minutes 99999", Err("error: invalid value '99999' for '--minutes <N>': 99999 is not in 1..=10080"));
@@ -543,7 +570,7 @@ mod tests {
                 "invalid arguments: stream_name \"a/b\": must be 1 to 64 of A-Z, a-z, 0-9, _, - and . (a valid Firehose delivery stream name)",
             ),
         );
-        check("--gzip 0.1", Err("--gzip needs --format firehose-event or raw-folder: ndjson output is text"));
+        check("--gzip 0.1", Err("--gzip needs --format firehose-event: ndjson output is text"));
         check(
             "--malformations bad-gzip",
             Err("--malformations bad-gzip needs --format firehose-event or raw-folder: ndjson output is text"),

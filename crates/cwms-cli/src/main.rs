@@ -14,6 +14,7 @@ mod compact;
 mod firehose_put;
 mod generate;
 mod local_firehose;
+mod output;
 mod redrive;
 mod replay;
 mod run;
@@ -57,7 +58,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("cwms: error: {error:#}");
+            output::err_line(format_args!("cwms: error: {error:#}"));
             ExitCode::FAILURE
         }
     }

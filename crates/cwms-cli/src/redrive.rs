@@ -12,6 +12,7 @@
 //! (a later redrive of the same prefix would send them again, which the lake's merge absorbs
 //! but which costs a second pass through the pipeline).
 
+use crate::output::{err, out};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -87,7 +88,7 @@ async fn redrive(args: Args) -> anyhow::Result<ExitCode> {
     let store = cwms_store::open(&args.errors).await.with_context(|| format!("opening --errors {}", args.errors))?;
     let objects = store.list("").await.with_context(|| format!("listing the error objects below {}", args.errors))?;
     if objects.is_empty() {
-        println!("no error objects below {}: nothing to redrive", args.errors);
+        out!("no error objects below {}: nothing to redrive", args.errors)?;
         return Ok(ExitCode::SUCCESS);
     }
     let sender =
@@ -104,18 +105,18 @@ async fn redrive(args: Args) -> anyhow::Result<ExitCode> {
     while let Some(outcome) = outcomes.next().await {
         let ObjectOutcome { location, documents: docs, bytes: object_bytes, delivery, problem } = outcome;
         if let Some(problem) = problem {
-            eprintln!("{location}: not sent: {problem}");
+            err!("{location}: not sent: {problem}");
             unreadable += 1;
             continue;
         }
         documents += docs;
         bytes += object_bytes;
         if args.dry_run {
-            println!("{location}: {docs} documents, {docs} records ({object_bytes} bytes) would be sent");
+            out!("{location}: {docs} documents, {docs} records ({object_bytes} bytes) would be sent")?;
         } else if delivery.undelivered == 0 {
-            println!("{location}: {docs} documents, {} records sent", delivery.records);
+            out!("{location}: {docs} documents, {} records sent", delivery.records)?;
         } else {
-            eprintln!(
+            err!(
                 "{location}: {docs} documents, {} records sent, {} not delivered ({})",
                 delivery.records,
                 delivery.undelivered,
@@ -125,14 +126,19 @@ async fn redrive(args: Args) -> anyhow::Result<ExitCode> {
         total.add(delivery);
     }
 
-    println!("read {documents} documents from {} of {object_count} error objects", object_count - unreadable);
+    out!("read {documents} documents from {} of {object_count} error objects", object_count - unreadable)?;
     if args.dry_run {
-        println!("dry run: would send {documents} records ({bytes} bytes) to Firehose stream {}; nothing was sent", args.stream);
+        out!("dry run: would send {documents} records ({bytes} bytes) to Firehose stream {}; nothing was sent", args.stream)?;
     } else {
-        println!(
+        out!(
             "sent {} records ({} bytes) to Firehose stream {} in {} PutRecordBatch calls; {} records resent in {} retry calls; the error objects were left in place",
-            total.records, total.bytes, args.stream, total.calls, total.retried_records, total.retry_calls
-        );
+            total.records,
+            total.bytes,
+            args.stream,
+            total.calls,
+            total.retried_records,
+            total.retry_calls
+        )?;
     }
     let mut failures = Vec::new();
     if total.undelivered > 0 {

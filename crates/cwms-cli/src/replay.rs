@@ -11,6 +11,7 @@
 //! duplicates nothing of that file (duplicates elsewhere are harmless: the lake's merge keeps
 //! one datum per series and minute).
 
+use crate::output::{err, out};
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -113,18 +114,24 @@ async fn dry_run(args: Args, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
             |_| true,
             || false,
             |path, packed| {
-                println!("{}: {} lines in {} records ({} bytes)", path.display(), packed.lines, packed.records.len(), packed.bytes);
+                // A write that fails here fails again in the summary below, which reports it.
+                let _ = out!("{}: {} lines in {} records ({} bytes)", path.display(), packed.lines, packed.records.len(), packed.bytes);
             },
         )
     })
     .await
     .context("reading the files")?;
-    println!(
+    out!(
         "dry run: would send {} files, {} lines as {} records ({} bytes) in {} PutRecordBatch calls to Firehose stream {}; nothing was sent",
-        scan.files, scan.lines, scan.records, scan.bytes, scan.batches, args.stream
-    );
+        scan.files,
+        scan.lines,
+        scan.records,
+        scan.bytes,
+        scan.batches,
+        args.stream
+    )?;
     for problem in &scan.problems {
-        eprintln!("{problem}");
+        err!("{problem}");
     }
     if !scan.problems.is_empty() {
         bail!("{} of the files could not be sent (named above)", scan.problems.len());
@@ -164,19 +171,24 @@ async fn replay(args: Args, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     let scan = reader.await.context("reading the files")?;
     debug_assert_eq!(scan.records, delivery.records + delivery.undelivered, "every record read is accounted for");
 
-    println!(
+    out!(
         "read {} files: {} lines packed into {} records ({} bytes)",
         scan.files - scan.problems.len() as u64 - scan.files_not_read,
         scan.lines,
         scan.records,
         scan.bytes
-    );
-    println!(
+    )?;
+    out!(
         "sent {} records ({} bytes) to Firehose stream {} in {} PutRecordBatch calls; {} records resent in {} retry calls",
-        delivery.records, delivery.bytes, args.stream, delivery.calls, delivery.retried_records, delivery.retry_calls
-    );
+        delivery.records,
+        delivery.bytes,
+        args.stream,
+        delivery.calls,
+        delivery.retried_records,
+        delivery.retry_calls
+    )?;
     for problem in &scan.problems {
-        eprintln!("{problem}");
+        err!("{problem}");
     }
     let mut failures = Vec::new();
     if delivery.undelivered > 0 {

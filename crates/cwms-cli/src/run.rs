@@ -5,6 +5,7 @@
 //! what Firehose would write (`raw/` and `errors/processing-failed/`), then compacts `raw/` into
 //! `lake/`. A small share of records is malformed on purpose so the failure path shows.
 
+use crate::output::out;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -65,6 +66,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     spec.validate().context("invalid data specification")?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let out = args.out.canonicalize().with_context(|| format!("resolving {}", args.out.display()))?;
+    // A folder that already holds a run's lake: this run's data is merged into it (the merge law
+    // makes that safe), which the summary says, so the figures are not read as this run's alone.
+    let earlier = out.join("lake").join(cwms_compactor::CHECKPOINT_KEY).is_file() || out.join("raw").is_dir();
 
     // 1. CloudWatch: the records a metric stream hands Firehose.
     let records = cwms_sample::records(&spec);
@@ -104,68 +108,78 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             })),
             ..Options::default()
         };
-        let report = cwms_compactor::compact(&raw, "raw", &lake, &options).await;
+        let report = cwms_compactor::compact(&raw, &lake, &options).await;
         bar.finish_and_clear();
         let summary = cwms_compactor::lake_summary(&lake).await?;
         anyhow::Ok((report.context("compaction stopped")?, summary))
     })?;
     let (report, summary) = report;
 
-    let (minute_files, minute_bytes) = summary.get(&Table::Metrics1m).copied().unwrap_or_default();
-    let (hour_files, hour_bytes) = summary.get(&Table::Metrics1h).copied().unwrap_or_default();
-    let lake_rows = report.datums.saturating_sub(report.duplicates_merged);
-    println!("cwms run: the whole pipeline on this machine, in {}", out.display());
-    println!(
+    let minutes = summary.get(&Table::Metrics1m).copied().unwrap_or_default();
+    let hours = summary.get(&Table::Metrics1h).copied().unwrap_or_default();
+    out!("cwms run: the whole pipeline on this machine, in {}", out.display())?;
+    if earlier {
+        out!("  (the folder held an earlier run: this run's data was merged into its raw zone and lake; use a new --out for a fresh one)")?;
+    }
+    out!(
         "  generated   {} series x {} minutes = {generated_datums} datums, in {} Firehose records",
         spec.series,
         spec.minutes,
         records.len()
-    );
-    println!(
-        "  transform   {} events: {} records ok, {} dropped, {} failed ({} datums out)",
-        events.len(),
+    )?;
+    out!(
+        "  transform   {}: {} records ok, {} dropped, {} failed ({} datums out)",
+        crate::compact::plural(events.len() as u64, "event", "events"),
         delivery.records_ok,
         delivery.records_dropped,
         delivery.records_failed,
         delivery.datums
-    );
-    println!(
-        "  firehose    {} raw objects in raw/, {} error objects in errors/processing-failed/ (original bytes, for `cwms redrive`)",
-        delivery.raw.len(),
-        delivery.errors.len()
-    );
-    println!(
-        "  compactor   {} datums read, {} duplicates merged, {} objects failed",
-        report.datums,
-        report.duplicates_merged,
-        report.objects_failed.len()
-    );
-    println!(
-        "  lake        metrics_1m: {minute_files} files, {minute_bytes} bytes ({:.1} bytes per datum); metrics_1h: {hour_files} files, {hour_bytes} bytes",
-        minute_bytes as f64 / lake_rows.max(1) as f64
-    );
-    println!("  done in {:.1} s", started.elapsed().as_secs_f64());
-    print_queries(&out, start_ms);
+    )?;
+    out!(
+        "  firehose    {} in raw/, {} in errors/processing-failed/ (original bytes, for `cwms redrive`)",
+        crate::compact::plural(delivery.raw.len() as u64, "raw object", "raw objects"),
+        crate::compact::plural(delivery.errors.len() as u64, "error object", "error objects")
+    )?;
+    out!(
+        "  compactor   {} read, {} merged, {} failed",
+        crate::compact::plural(report.datums, "datum", "datums"),
+        crate::compact::plural(report.duplicates_merged, "duplicate", "duplicates"),
+        crate::compact::plural(report.objects_failed.len() as u64, "object", "objects")
+    )?;
+    out!(
+        "  lake        metrics_1m: {} files, {} rows, {} bytes ({:.1} bytes per row); metrics_1h: {} files, {} rows, {} bytes",
+        minutes.files,
+        minutes.rows,
+        minutes.bytes,
+        minutes.bytes as f64 / minutes.rows.max(1) as f64,
+        hours.files,
+        hours.rows,
+        hours.bytes
+    )?;
+    out!("  done in {:.1} s", started.elapsed().as_secs_f64())?;
+    print_queries(&out, start_ms)?;
     crate::compact::print_problems(&report);
     Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn print_queries(out: &Path, start_ms: i64) {
+fn print_queries(out: &Path, start_ms: i64) -> anyhow::Result<()> {
     let day = cwms_model::utc_hour(start_ms).date();
     let lake = out.join("lake");
-    println!();
-    println!("Try it with DuckDB (pip install duckdb):");
-    println!(
+    out!()?;
+    out!("Try it with DuckDB (pip install duckdb):")?;
+    out!(
         "  duckdb -c \"SELECT namespace, metric_name, count(*) AS datums, round(sum(\\\"sum\\\") / sum(\\\"count\\\"), 2) AS average \
          FROM read_parquet('{}/metrics_1m/**/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY datums DESC LIMIT 10\"",
         lake.display()
-    );
-    println!("On AWS, the same lake in Athena (database and tables from infra/template.yaml):");
-    println!(
-        "  SELECT dimension_key, avg(\"sum\" / \"count\") AS avg_ms, max(element_at(stats, 'p99')) AS worst_p99 \
-         FROM cwms.metrics_1m WHERE dt = '{day}' AND namespace = 'AWS/Lambda' AND metric_name = 'Duration' \
+    )?;
+    out!("On AWS, the same lake in Athena (database and tables from infra/template.yaml):")?;
+    // The cookbook's average: the sum of sums over the sum of counts, never an average of averages.
+    out!(
+        "  SELECT dimension_key, sum(\"sum\") / sum(\"count\") AS avg_ms, max(element_at(stats, 'p99')) AS worst_p99 \
+         FROM metrics_1m WHERE dt = '{day}' AND namespace = 'AWS/Lambda' AND metric_name = 'Duration' \
          GROUP BY dimension_key ORDER BY avg_ms DESC LIMIT 10;"
-    );
+    )?;
+    Ok(())
 }
 
 fn previous_hour_ms() -> i64 {

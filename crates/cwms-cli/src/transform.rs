@@ -1,5 +1,6 @@
 //! `cwms transform`: the Lambda's handler on a local event file.
 
+use crate::output::err;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -29,12 +30,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // in every write, which for a 6 MB response of base64 is a search through all of it.
     let stdout = std::io::stdout().lock();
     let mut stdout = std::fs::File::from(stdout.as_fd().try_clone_to_owned().context("duplicating standard output")?);
-    let outcome = cwms_transform::transform_to_writer(&config, &event, &mut stdout)
+    let outcome = match cwms_transform::transform_to_writer(&config, &event, &mut stdout)
         .and_then(|outcome| stdout.write_all(b"\n").and_then(|()| stdout.flush()).map(|()| outcome))
-        .context("writing the response")?;
+    {
+        Ok(outcome) => outcome,
+        // A closed pipe (`| head -c 100`): the reader has what it wanted.
+        Err(e) => {
+            crate::output::quiet_if_closed(e).context("writing the response")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     if args.stats {
         let s = &outcome.stats;
-        eprintln!(
+        err!(
             "records: {} in, {} ok, {} dropped, {} failed; datums: {} out, {} duplicates removed, {} filtered; bytes: {} in, {} out; {:.1} ms",
             s.records_in,
             s.records_ok,
@@ -48,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             s.duration.as_secs_f64() * 1000.0
         );
         for failure in &outcome.failures {
-            eprintln!("failed record {}: {}", failure.record_id, failure.reason);
+            err!("failed record {}: {}", failure.record_id, failure.reason);
         }
     }
     Ok(ExitCode::SUCCESS)

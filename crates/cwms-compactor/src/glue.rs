@@ -25,6 +25,16 @@ pub struct GlueTarget {
     pub lake_url: String,
 }
 
+impl GlueTarget {
+    /// A Glue client from the standard AWS configuration (credentials, region, endpoint), with
+    /// the target it registers into: what the compactor Lambda and `cwms compact` both use.
+    pub async fn connect(database: &str, table_prefix: &str, lake_url: &str) -> (Client, GlueTarget) {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let target = GlueTarget { database: database.to_owned(), table_prefix: table_prefix.to_owned(), lake_url: lake_url.to_owned() };
+        (Client::new(&config), target)
+    }
+}
+
 /// What a registration did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Registered {

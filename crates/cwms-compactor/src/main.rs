@@ -15,24 +15,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = Settings::from_vars(std::env::vars()).map_err(startup)?;
-    let raw = cwms_store::open(&settings.raw).await.map_err(startup)?;
+    let raw = cwms_store::open_existing(&settings.raw).await.map_err(startup)?;
     let lake = cwms_store::open(&settings.lake).await.map_err(startup)?;
     let mut options = Options::default();
     options.write.codec = settings.codec;
     options.max_points = settings.max_points;
+    options.max_decompressed_bytes = settings.max_decompressed_bytes;
     if let Some((database, table_prefix)) = &settings.glue {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let target = GlueTarget { database: database.clone(), table_prefix: table_prefix.clone(), lake_url: settings.lake.clone() };
-        options.glue = Some((aws_sdk_glue::Client::new(&config), target));
+        options.glue = Some(GlueTarget::connect(database, table_prefix, &settings.lake).await);
     }
-    let (settings, options) = (Arc::new(settings), Arc::new(options));
+    let options = Arc::new(options);
     let function_name: Arc<str> = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default().into();
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
-        let (raw, lake, settings, options, function_name) =
-            (raw.clone(), lake.clone(), settings.clone(), options.clone(), function_name.clone());
+        let (raw, lake, options, function_name) = (raw.clone(), lake.clone(), options.clone(), function_name.clone());
         async move {
-            let report = compact(raw.as_ref(), &settings.raw, lake.as_ref(), &options).await;
-            println!("{}", emf_document(report.as_ref().ok(), &function_name));
+            let report = compact(raw.as_ref(), lake.as_ref(), &options).await;
+            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            println!("{}", emf_document(report.as_ref().ok(), &function_name, now_ms));
             let report = report?;
             tracing::info!(?report, "compaction finished");
             if !report.is_success() {

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
-use cwms_decode::{decode_lines, decompress};
 use cwms_merge::{Outcome, Partition};
 use cwms_model::Datum;
 use cwms_parquet::LakeObject;
@@ -23,6 +22,16 @@ pub(crate) struct Added {
     pub datums: u64,
     /// Datums that met a point with the same identity (in this object or an earlier one).
     pub duplicates: u64,
+    /// Datums left out because their lake object was not wanted (a rebuild's selection).
+    pub skipped: u64,
+}
+
+impl Added {
+    pub fn absorb(&mut self, other: Added) {
+        self.datums += other.datums;
+        self.duplicates += other.duplicates;
+        self.skipped += other.skipped;
+    }
 }
 
 /// Partitions being filled by several threads.
@@ -34,17 +43,13 @@ pub(crate) struct Merged {
 }
 
 impl Merged {
-    /// Decodes one raw object and merges every datum in, or, if any line does not decode,
-    /// nothing (so a fixed object can be replayed later without mixing halves); the error
-    /// names the first bad line.
-    pub fn add_object(&self, bytes: &[u8], max_decompressed: usize) -> Result<Added, String> {
-        let plain = decompress(bytes, max_decompressed).map_err(|e| e.to_string())?;
-        let decoded = decode_lines(&plain);
-        if let Some(first) = decoded.errors.first() {
-            let lines = decoded.errors.len() + decoded.datums.len();
-            return Err(format!("{} of {lines} lines invalid; first: {first}", decoded.errors.len()));
-        }
-        let groups = group_by_object(&decoded.datums)?;
+    /// Merges datums (of one block of one raw object) in, those of the lake objects `keep`
+    /// accepts; the others are counted in [`Added::skipped`].
+    pub fn add_datums(&self, datums: &[Datum<'_>], keep: &(dyn Fn(&LakeObject) -> bool + Sync)) -> Result<Added, String> {
+        let mut groups = group_by_object(datums)?;
+        let before: usize = groups.iter().map(|(_, d)| d.len()).sum();
+        groups.retain(|(object, _)| keep(object));
+        let kept: usize = groups.iter().map(|(_, d)| d.len()).sum();
         // Every datum must find its partition: a partition taken out between creating it and
         // reading the map (a publish making room) is created again.
         let partitions = loop {
@@ -56,7 +61,7 @@ impl Merged {
         };
         let mut pending: Vec<(&Mutex<Partition>, Vec<&Datum<'_>>)> =
             groups.into_iter().map(|(object, datums)| (&partitions[&object], datums)).collect();
-        let mut added = Added { datums: decoded.datums.len() as u64, duplicates: 0 };
+        let mut added = Added { datums: kept as u64, duplicates: 0, skipped: (before - kept) as u64 };
         let mut inserted = 0;
         let mut insert = |partition: &mut Partition, datums: &[&Datum<'_>]| {
             for datum in datums {
@@ -145,6 +150,7 @@ fn lock(partition: &mut Mutex<Partition>) -> &mut Partition {
 
 /// The datums of one object grouped by lake object, in order of first appearance.
 fn group_by_object<'d, 'a>(datums: &'d [Datum<'a>]) -> Result<Vec<(LakeObject, Vec<&'d Datum<'a>>)>, String> {
+    // (An empty block has nothing to group.)
     let mut groups: Vec<(LakeObject, Vec<&Datum<'a>>)> = Vec::new();
     // Consecutive datums nearly always share a namespace and hour: remember the last group.
     let mut last: Option<(usize, i64)> = None;

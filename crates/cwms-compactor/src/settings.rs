@@ -23,7 +23,8 @@ const GLUE_DATABASE: &str = "CWMS_GLUE_DATABASE";
 const GLUE_TABLE_PREFIX: &str = "CWMS_GLUE_TABLE_PREFIX";
 const CODEC: &str = "CWMS_CODEC";
 const MAX_POINTS: &str = "CWMS_MAX_POINTS";
-const KNOWN: [&str; 6] = [RAW, LAKE, GLUE_DATABASE, GLUE_TABLE_PREFIX, CODEC, MAX_POINTS];
+const MAX_DECOMPRESSED_BYTES: &str = "CWMS_MAX_DECOMPRESSED_BYTES";
+const KNOWN: [&str; 7] = [RAW, LAKE, GLUE_DATABASE, GLUE_TABLE_PREFIX, CODEC, MAX_POINTS, MAX_DECOMPRESSED_BYTES];
 
 /// Where the compactor reads and writes, and what it registers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct Settings {
     /// Merged datums held in memory at most (see `Options::max_points`); size it with the
     /// function's memory.
     pub max_points: usize,
+    /// Cap on one raw object's decompressed size (see `Options::max_decompressed_bytes`).
+    pub max_decompressed_bytes: u64,
 }
 
 impl Settings {
@@ -45,6 +48,7 @@ impl Settings {
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Settings, SettingsError> {
         let (mut raw, mut lake, mut database, mut prefix, mut codec) = (None, None, None, String::new(), Codec::default());
         let mut max_points = crate::DEFAULT_MAX_POINTS;
+        let mut max_decompressed_bytes = crate::DEFAULT_MAX_DECOMPRESSED_BYTES;
         for (name, value) in vars {
             if !name.starts_with("CWMS_") {
                 continue;
@@ -62,10 +66,17 @@ impl Settings {
                     })?
                 }
                 MAX_POINTS => {
-                    max_points = value.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| SettingsError::Invalid {
+                    max_points = value.trim().parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| SettingsError::Invalid {
                         name: name.clone(),
                         value: value.clone(),
                         reason: "expected a positive whole number of datums".into(),
+                    })?
+                }
+                MAX_DECOMPRESSED_BYTES => {
+                    max_decompressed_bytes = value.trim().parse().ok().filter(|&n: &u64| n > 0).ok_or_else(|| SettingsError::Invalid {
+                        name: name.clone(),
+                        value: value.clone(),
+                        reason: "expected a positive whole number of bytes".into(),
                     })?
                 }
                 _ => return Err(SettingsError::Unknown { name }),
@@ -76,7 +87,14 @@ impl Settings {
         if database.is_some() && !lake.starts_with("s3://") {
             return Err(SettingsError::Invalid { name: LAKE.into(), value: lake, reason: "Glue registration needs an s3:// lake".into() });
         }
-        Ok(Settings { raw, lake, glue: database.map(|d| (d, prefix)), codec, max_points })
+        if database.is_none() && !prefix.is_empty() {
+            return Err(SettingsError::Invalid {
+                name: GLUE_TABLE_PREFIX.into(),
+                value: prefix,
+                reason: format!("a table prefix without {GLUE_DATABASE} would be ignored"),
+            });
+        }
+        Ok(Settings { raw, lake, glue: database.map(|d| (d, prefix)), codec, max_points, max_decompressed_bytes })
     }
 }
 
@@ -108,6 +126,21 @@ mod tests {
                 format!("setting CWMS_MAX_POINTS={bad:?}: expected a positive whole number of datums")
             );
         }
+        assert_eq!(
+            check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_MAX_DECOMPRESSED_BYTES", "1073741824")]).unwrap().max_decompressed_bytes,
+            1 << 30
+        );
+        assert_eq!(check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y")]).unwrap().max_decompressed_bytes, crate::DEFAULT_MAX_DECOMPRESSED_BYTES);
+        for bad in ["0", "-1", "1GB", "1.5", ""] {
+            assert_eq!(
+                check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_MAX_DECOMPRESSED_BYTES", bad)]).unwrap_err(),
+                format!("setting CWMS_MAX_DECOMPRESSED_BYTES={bad:?}: expected a positive whole number of bytes")
+            );
+        }
+        assert_eq!(
+            check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "y"), ("CWMS_GLUE_TABLE_PREFIX", "p_")]).unwrap_err(),
+            "setting CWMS_GLUE_TABLE_PREFIX=\"p_\": a table prefix without CWMS_GLUE_DATABASE would be ignored"
+        );
         assert_eq!(
             check(&[("CWMS_RAW", "x"), ("CWMS_LAKE", "/tmp/lake"), ("CWMS_GLUE_DATABASE", "db")]).unwrap_err(),
             "setting CWMS_LAKE=\"/tmp/lake\": Glue registration needs an s3:// lake"

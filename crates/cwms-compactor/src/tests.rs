@@ -2,7 +2,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use cwms_store::LocalStore;
+use bytes::Bytes;
+use cwms_store::{LocalStore, PutMode};
 
 use super::*;
 
@@ -63,7 +64,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 stack.push(path);
             } else {
                 let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                if !rel.starts_with("_cwms") {
+                if !rel.starts_with("_cwms") && !rel.starts_with(".cwms-tmp") {
                     files.insert(rel, std::fs::read(&path).unwrap());
                 }
             }
@@ -79,7 +80,7 @@ fn options() -> Options {
 async fn run(raw: &Path, lake: &Path, options: &Options) -> Result<Report> {
     let raw_store = LocalStore::create(raw).await.unwrap();
     let lake_store = LocalStore::create(lake).await.unwrap();
-    compact(&raw_store, "raw", &lake_store, options).await
+    compact(&raw_store, &lake_store, options).await
 }
 
 /// The lake compacted from all objects at once, in a fresh folder.
@@ -231,7 +232,6 @@ async fn a_crash_at_any_step_converges_on_rerun() {
 async fn a_corrupt_raw_object_is_reported_recorded_and_left_in_place() {
     let mut objects = raw_objects();
     objects.push(("2025/11/26/05/broken.gz".into(), gzip(&line("AWS/EC2", "X", 1, T0, 1.0, 1.0))[..30].to_vec()));
-    objects.push(("2025/11/26/05/badline".into(), (line("AWS/EC2", "X", 1, T0, 1.0, 1.0) + "{\"namespace\":1}\n").into_bytes()));
     let dir = tempfile::tempdir().unwrap();
     let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
     write_raw(&raw, &objects).await;
@@ -239,26 +239,63 @@ async fn a_corrupt_raw_object_is_reported_recorded_and_left_in_place() {
     assert!(!report.is_success());
     let failed: Vec<(String, String)> =
         report.objects_failed.iter().map(|p| (p.location.rsplit('/').next().unwrap().to_owned(), p.reason.clone())).collect();
-    assert_eq!(
-        failed,
-        [
-            (
-                "badline".to_owned(),
-                "1 of 2 lines invalid; first: line 2: field `namespace`: invalid type: integer `1`, expected a string at column 14"
-                    .to_owned()
-            ),
-            ("broken.gz".to_owned(), "invalid gzip data: incomplete deflate stream".to_owned()),
-        ]
-    );
-    // Everything else was published, and neither bad object contributed a datum (metric X).
+    assert_eq!(failed, [("broken.gz".to_owned(), "invalid gzip data: incomplete deflate stream".to_owned())]);
+    // Everything else was published.
     assert_eq!(report.objects_read, 6);
     assert_eq!(snapshot(&lake), reference_lake(&raw_objects()).await);
     assert!(raw.join("2025/11/26/05/broken.gz").exists(), "bad raw objects are left in place");
     let again = run(&raw, &lake, &options()).await.unwrap();
-    assert_eq!((again.objects_pending, again.objects_failed_earlier), (0, 2));
+    assert_eq!((again.objects_pending, again.objects_failed_earlier), (0, 1));
     assert!(again.is_success(), "known bad objects are not re-read or re-reported as new failures");
     let retry = run(&raw, &lake, &Options { retry_failed: true, ..options() }).await.unwrap();
-    assert_eq!(retry.objects_failed.len(), 2);
+    assert_eq!(retry.objects_failed.len(), 1);
+}
+
+/// One bad line among good ones: the good lines reach the lake, the bad one is kept with its
+/// line number and reason, byte for byte, where `cwms redrive` can send it back.
+#[tokio::test]
+async fn bad_lines_are_quarantined_and_good_lines_kept() {
+    let mut objects = raw_objects();
+    let good: String = (0..99).map(|m| line("AWS/EC2", "Quarantine", 1, T0 + m * 60_000, 1.0, 1.0)).collect();
+    let bad_line = "{\"namespace\":1}";
+    let mixed = format!(
+        "{}{bad_line}\n{}",
+        &good[..good.len() / 2 + good[good.len() / 2..].find('\n').unwrap() + 1],
+        &good[good.len() / 2 + good[good.len() / 2..].find('\n').unwrap() + 1..]
+    );
+    objects.push(("2025/11/26/05/mixed.gz".into(), gzip(&mixed)));
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    write_raw(&raw, &objects).await;
+    let report = run(&raw, &lake, &options()).await.unwrap();
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!((report.objects_read, report.lines_rejected), (7, 1));
+    assert_eq!(report.datums, 6 * 102 + 99);
+    // The 99 good datums are in the lake.
+    let object = LakeObject::minutes("2025-11-26", "AWS/EC2", 5).unwrap();
+    let partition = cwms_parquet::decode(Bytes::from(std::fs::read(lake.join(object.key())).unwrap()), &object, "test").unwrap();
+    assert_eq!(partition.rows().iter().filter(|r| r.series.metric_name() == "Quarantine").count(), 60);
+    let hour6 = LakeObject::minutes("2025-11-26", "AWS/EC2", 6).unwrap();
+    let partition = cwms_parquet::decode(Bytes::from(std::fs::read(lake.join(hour6.key())).unwrap()), &hour6, "test").unwrap();
+    assert_eq!(partition.rows().iter().filter(|r| r.series.metric_name() == "Quarantine").count(), 39);
+    // The bad line is kept, as Firehose would keep a failed record.
+    let line_number = mixed.lines().position(|l| l == bad_line).unwrap() + 1;
+    let document = std::fs::read_to_string(lake.join("_cwms/rejected/2025/11/26/05/mixed.gz.ndjson")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(document.trim_end()).unwrap();
+    assert_eq!(document.lines().count(), 1);
+    use base64::Engine as _;
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(doc["rawData"].as_str().unwrap()).unwrap(), bad_line.as_bytes());
+    let message = doc["errorMessage"].as_str().unwrap();
+    assert!(
+        message.ends_with(&format!(
+            "mixed.gz line {line_number}: field `namespace`: invalid type: integer `1`, expected a string at column 14"
+        )),
+        "{message}"
+    );
+    assert_eq!(report.rejected.len(), 1);
+    assert!(report.rejected[0].location.ends_with("_cwms/rejected/2025/11/26/05/mixed.gz.ndjson"));
+    // The object is processed: a second run reads nothing.
+    assert_eq!(run(&raw, &lake, &options()).await.unwrap().objects_pending, 0);
 }
 
 #[tokio::test]
@@ -278,7 +315,13 @@ async fn a_corrupt_lake_object_stops_its_partition_and_is_not_overwritten() {
     assert_eq!(report.partition_errors.len(), 1, "{report:?}");
     let problem = &report.partition_errors[0];
     assert!(problem.location.ends_with("metrics_1m/dt=2025-11-26/namespace=AWS%2FEC2/05.parquet"), "{problem:?}");
-    assert!(problem.reason.contains("05.parquet"), "the reason names the object: {}", problem.reason);
+    assert!(!problem.reason.contains("05.parquet"), "the reason does not repeat the location: {}", problem.reason);
+    assert!(problem.reason.starts_with("not a readable parquet file"), "{}", problem.reason);
+    assert!(
+        problem.reason.contains("--rebuild --dt 2025-11-26 --hour 05 --namespace 'AWS/EC2'"),
+        "the reason says how to rebuild it: {}",
+        problem.reason
+    );
     assert_eq!(std::fs::read(&victim).unwrap(), b"PAR1 not really");
     // The batch stays out of the checkpoint, so the late object is read again next time.
     let again = run(&raw, &lake, &options()).await.unwrap();
@@ -293,7 +336,7 @@ async fn folders_collapse_once_closed() {
     let options = Options { now_ms: Some(i64::MAX / 2), ..options() };
     run(&dir.path().join("raw"), &dir.path().join("lake"), &options).await.unwrap();
     let text = std::fs::read_to_string(dir.path().join("lake").join(CHECKPOINT_KEY)).unwrap();
-    assert!(!text.contains("stream-0.gz") && text.contains("\"objects\": 2"), "{text}");
+    assert!(!text.contains("stream-0.gz") && text.contains("\"objects\": 2") && text.contains("\"names\""), "{text}");
     let again = run(&dir.path().join("raw"), &dir.path().join("lake"), &options).await.unwrap();
     assert_eq!(again.objects_pending, 0);
 }
@@ -303,20 +346,182 @@ async fn a_checkpoint_for_another_raw_zone_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     write_raw(&dir.path().join("raw"), &raw_objects()[..1]).await;
     run(&dir.path().join("raw"), &dir.path().join("lake"), &options()).await.unwrap();
-    let raw_store = LocalStore::create(dir.path().join("raw")).await.unwrap();
-    let lake_store = LocalStore::create(dir.path().join("lake")).await.unwrap();
-    let err = compact(&raw_store, "other", &lake_store, &options()).await.unwrap_err();
-    assert!(err.to_string().contains("the checkpoint is for raw zone \"raw\", not \"other\""), "{err}");
+    // The same folder, however it is spelled, is the same raw zone.
+    for spelling in [dir.path().join("raw/"), dir.path().join("raw/../raw"), dir.path().join("./raw")] {
+        let again = run(&spelling, &dir.path().join("lake"), &options()).await.unwrap();
+        assert_eq!(again.objects_pending, 0, "{}", spelling.display());
+    }
+    write_raw(&dir.path().join("other"), &raw_objects()[..1]).await;
+    let err = run(&dir.path().join("other"), &dir.path().join("lake"), &options()).await.unwrap_err().to_string();
+    let other = std::fs::canonicalize(dir.path().join("other")).unwrap();
+    assert!(
+        err.contains(&format!(
+            "the checkpoint is for raw zone {:?}, not {:?}",
+            std::fs::canonicalize(dir.path().join("raw")).unwrap().display().to_string(),
+            other.display().to_string()
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches("the checkpoint is for").count(), 1, "said once: {err}");
 }
 
 #[test]
 fn batches_respect_the_byte_budget() {
-    let objects: Vec<ObjectMeta> = [5u64, 5, 20, 1, 1]
-        .iter()
-        .enumerate()
-        .map(|(i, s)| ObjectMeta { key: i.to_string(), size: *s, last_modified_ms: 0, etag: None })
-        .collect();
+    let objects: Vec<ObjectMeta> =
+        [5u64, 5, 20, 1, 1].iter().enumerate().map(|(i, s)| ObjectMeta::new(i.to_string(), *s, 0, None)).collect();
     let refs: Vec<&ObjectMeta> = objects.iter().collect();
     let sizes: Vec<Vec<u64>> = batches(&refs, 10).iter().map(|b| b.iter().map(|o| o.size).collect()).collect();
     assert_eq!(sizes, [vec![5, 5], vec![20], vec![1, 1]]);
+}
+
+/// Deleting a corrupt (or any) metrics_1m object and rerunning must not quietly leave that hour
+/// with only the newest datums: the run stops the partition and says how to rebuild it, and the
+/// rebuild restores everything the raw zone holds.
+#[tokio::test]
+async fn a_deleted_lake_object_is_noticed_and_rebuilt_from_the_raw_zone() {
+    let objects = raw_objects();
+    let late = vec![("2025/11/26/09/late.gz".to_owned(), gzip(&line("AWS/EC2", "CPUUtilization", 9, T0, 1.0, 1.0)))];
+    let reference = reference_lake(&[objects.clone(), late.clone()].concat()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    write_raw(&raw, &objects).await;
+    run(&raw, &lake, &options()).await.unwrap();
+    let victim = lake.join("metrics_1m/dt=2025-11-26/namespace=AWS%2FEC2/05.parquet");
+    std::fs::remove_file(&victim).unwrap();
+    write_raw(&raw, &late).await;
+    let report = run(&raw, &lake, &options()).await.unwrap();
+    assert!(!report.is_success());
+    assert_eq!(report.partition_errors.len(), 1, "{report:?}");
+    let reason = &report.partition_errors[0].reason;
+    assert!(reason.starts_with("the object is missing, but ") && reason.contains("has 5 rows of its hour"), "{reason}");
+    assert!(reason.contains("--rebuild --dt 2025-11-26 --hour 05 --namespace 'AWS/EC2'"), "{reason}");
+    assert!(!victim.exists(), "nothing half-full was written");
+    // Rebuilding the hour from the raw zone gives the lake a clean run would have made.
+    let rebuild = Rebuild::new(["2025-11-26".to_owned()], [5], ["AWS/EC2".to_owned()]).unwrap();
+    let rebuilt = run(&raw, &lake, &Options { rebuild: Some(rebuild), ..options() }).await.unwrap();
+    assert!(rebuilt.is_success(), "{rebuilt:?}");
+    assert_eq!(rebuilt.minute_objects_written, 1, "only the selected partition: {rebuilt:?}");
+    let after = run(&raw, &lake, &options()).await.unwrap();
+    assert!(after.is_success(), "{after:?}");
+    assert_eq!(snapshot(&lake), reference);
+}
+
+#[tokio::test]
+async fn a_rebuild_replaces_a_corrupt_object() {
+    let objects = raw_objects();
+    let reference = reference_lake(&objects).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    write_raw(&raw, &objects).await;
+    run(&raw, &lake, &options()).await.unwrap();
+    let victim = lake.join("metrics_1m/dt=2025-11-26/namespace=App%2FPerf/06.parquet");
+    std::fs::write(&victim, b"PAR1 damaged").unwrap();
+    let rebuild = Rebuild::new(["2025-11-26".to_owned()], [], []).unwrap();
+    let rebuilt = run(&raw, &lake, &Options { rebuild: Some(rebuild), ..options() }).await.unwrap();
+    assert!(rebuilt.is_success(), "{rebuilt:?}");
+    assert_eq!(rebuilt.replaced_corrupt.len(), 1);
+    assert!(rebuilt.replaced_corrupt[0].ends_with("App%2FPerf/06.parquet"));
+    assert_eq!(snapshot(&lake), reference);
+}
+
+/// `cp -p`, `rsync -a` and `tar x` keep an old modification time: a new object in a folder the
+/// checkpoint has closed must still be read, once.
+#[tokio::test]
+async fn a_new_object_with_an_old_time_in_a_closed_folder_is_read_once() {
+    let objects = raw_objects();
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    write_raw(&raw, &objects).await;
+    let later = Options { now_ms: Some(i64::MAX / 2), ..options() };
+    run(&raw, &lake, &later).await.unwrap();
+    assert!(std::fs::read_to_string(lake.join(CHECKPOINT_KEY)).unwrap().contains("\"names\""), "the folders are closed");
+    let copied = raw.join("2025/11/26/05/copied-in.gz");
+    std::fs::write(&copied, gzip(&line("AWS/EC2", "Copied", 1, T0, 1.0, 1.0))).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&copied)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        .unwrap();
+    let report = run(&raw, &lake, &later).await.unwrap();
+    assert_eq!((report.objects_pending, report.objects_read, report.datums), (1, 1, 1), "{report:?}");
+    let again = run(&raw, &lake, &later).await.unwrap();
+    assert_eq!(again.objects_pending, 0, "remembered once read: {again:?}");
+    assert_eq!(again.lag, Duration::ZERO);
+}
+
+/// CloudWatch allows 255-character namespaces; escaped, they pass the 255-byte file-name limit.
+#[tokio::test]
+async fn every_legal_namespace_is_writable() {
+    let long = "My App/Prod:v1 ".repeat(17); // 255 characters, 315 bytes escaped
+    let plain = "N".repeat(255);
+    let text = line(&long, "Latency", 1, T0, 1.0, 1.0)
+        + &line(&plain, "Latency", 1, T0, 1.0, 1.0)
+        + &line("AWS/EC2", "CPUUtilization", 1, T0, 1.0, 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    write_raw(&raw, &[("2025/11/26/05/long.gz".to_owned(), gzip(&text))]).await;
+    let report = run(&raw, &lake, &options()).await.unwrap();
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(report.minute_objects_written, 3);
+    for namespace in [&long, &plain] {
+        let object = LakeObject::minutes("2025-11-26", namespace, 5).unwrap();
+        let bytes = std::fs::read(lake.join(object.key())).unwrap();
+        let partition = cwms_parquet::decode(Bytes::from(bytes), &object, "test").unwrap();
+        assert_eq!(partition.len(), 1);
+        assert!(lake.join(object.day().key()).is_file());
+    }
+    let again = run(&raw, &lake, &Options { retry_failed: true, ..options() }).await.unwrap();
+    assert!(again.is_success() && again.objects_pending == 0);
+}
+
+/// What no store can read is named and skipped, and the rest of the run goes on.
+#[cfg(unix)]
+#[tokio::test]
+async fn odd_raw_entries_fail_alone_and_by_name() {
+    let objects = raw_objects();
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    write_raw(&raw, &objects).await;
+    std::fs::write(raw.join("2025/11/26/05/back\\slash%2F.gz"), gzip(&line("AWS/EC2", "X", 1, T0, 1.0, 1.0))).unwrap();
+    std::os::unix::fs::symlink(raw.join("nowhere.gz"), raw.join("2025/11/26/05/dangling.gz")).unwrap();
+    std::os::unix::fs::symlink(&raw, raw.join("2025/11/26/loop")).unwrap();
+    let report = run(&raw, &lake, &options()).await.unwrap();
+    assert_eq!(report.objects_read, 6);
+    let failed: Vec<(String, &str)> =
+        report.objects_failed.iter().map(|p| (p.location.rsplit('/').next().unwrap().to_owned(), p.reason.as_str())).collect();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    assert!(failed.iter().any(|(name, why)| name == "back\\slash%2F.gz" && why.contains("backslash")), "{failed:?}");
+    assert!(
+        failed.iter().any(|(name, why)| name == "dangling.gz" && why.contains("dangling.gz: a symbolic link whose target cannot be read")),
+        "{failed:?}"
+    );
+    assert!(failed.iter().any(|(name, why)| name == "loop" && why.contains("a loop")), "{failed:?}");
+    assert_eq!(snapshot(&lake), reference_lake(&objects).await);
+}
+
+#[tokio::test]
+async fn a_lake_inside_its_raw_zone_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_raw(&dir.path().join("raw"), &raw_objects()[..1]).await;
+    for lake in [dir.path().join("raw/lake"), dir.path().join("raw")] {
+        let err = run(&dir.path().join("raw"), &lake, &options()).await.unwrap_err().to_string();
+        assert!(err.contains("is inside the raw zone") && err.contains("put it beside the raw zone"), "{err}");
+    }
+    assert!(!dir.path().join("raw/lake/metrics_1m").exists());
+}
+
+/// A gzip object beyond the cap fails alone; the cap is a setting.
+#[tokio::test]
+async fn the_decompression_cap_is_a_setting_and_names_the_object() {
+    let text: String = (0..2000).map(|m| line("AWS/EC2", "Big", 1, T0 + (m % 60) * 60_000, 1.0, m as f64)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    write_raw(&raw, &[("2025/11/26/05/big.gz".to_owned(), gzip(&text))]).await;
+    let small = Options { max_decompressed_bytes: 10_000, ..options() };
+    let report = run(&raw, &lake, &small).await.unwrap();
+    assert_eq!(report.objects_failed.len(), 1);
+    assert_eq!(report.objects_failed[0].reason, "the object decompresses to more than 10000 bytes (the decompression cap)");
+    let report = run(&raw, &lake, &Options { retry_failed: true, ..options() }).await.unwrap();
+    assert!(report.is_success() && report.datums == 2000, "{report:?}");
 }

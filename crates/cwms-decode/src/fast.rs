@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use cwms_model::{Datum, UNIT_NONE, plain_json_prefix};
 
-use crate::line::{MAX_TIMESTAMP_MS, required_statistic, sort_by_name};
+use crate::line::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, required_statistic, sort_by_name};
 
 /// Decodes a line of the common shape, or returns `None` for serde_json to decide.
 pub(crate) fn decode(line: &str) -> Option<Datum<'_>> {
@@ -211,7 +211,7 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let v: i64 = text.parse().ok()?;
-        (v <= MAX_TIMESTAMP_MS).then_some(v)
+        (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&v).then_some(v)
     }
 
     /// The dimensions object, into `dimensions` (empty on entry), sorted by name.
@@ -281,7 +281,7 @@ mod tests {
     use super::*;
     use crate::decode_line;
 
-    const BASE: &str = r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":60000,"value":{"count":1,"sum":2,"max":3,"min":0},"unit":"Count"}"#;
+    const BASE: &str = r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":1764140400000,"value":{"count":1,"sum":2,"max":3,"min":0},"unit":"Count"}"#;
 
     const FULL: &str = r#"{"metric_stream_name":"MyMetricStream","account_id":"1234567890","region":"us-east-1","namespace":"AWS/EC2","metric_name":"DiskWriteOps","dimensions":{"InstanceId":"i-123456789012","Z":"z"},"timestamp":1611929698000,"value":{"count":3.0,"sum":20.0,"max":18.0,"min":0.0,"p99":17.56,"p99.9":17.8764,"TM(25%:75%)":16.43},"unit":"Seconds"}"#;
 
@@ -307,10 +307,10 @@ mod tests {
             r#"{"metric_stream_name":"MyMetricStream","account_id":"1234567890","region":"us-east-1","namespace":"AWS/EC2","metric_name":"DiskWriteOps","dimensions":{"InstanceId":"i-123456789012"},"timestamp":1611929698000,"value":{"count":3.0,"sum":20.0,"max":18.0,"min":0.0,"p99":17.56,"p99.9":17.8764,"TM(25%:75%)":16.43},"unit":"Seconds"}"#
         ));
         assert!(check(
-            r#" { "account_id" : "1" , "region":"r","namespace":"N","metric_name":"M","timestamp":0,"value":{"min":-0.0,"max":-1.5,"sum":0.1,"count":0} } "#
+            r#" { "account_id" : "1" , "region":"r","namespace":"N","metric_name":"M","timestamp":946684800000,"value":{"min":-0.0,"max":-1.5,"sum":0.1,"count":0} } "#
         ));
         assert!(check(
-            r#"{"account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{},"timestamp":253402300799999,"value":{"count":1,"sum":9007199254740993,"max":463.04499999999996,"min":0.00133333333333333},"unit":"é/s"}"#
+            r#"{"account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{},"timestamp":4102444799999,"value":{"count":1,"sum":9007199254740993,"max":463.04499999999996,"min":0.00133333333333333},"unit":"é/s"}"#
         ));
     }
 
@@ -318,9 +318,10 @@ mod tests {
     fn leaves_the_rest_to_serde_json() {
         for (from, to) in [
             (r#""D":"v""#, r#""D\u0041":"v""#),
-            (r#""timestamp":60000"#, r#""timestamp":60000.0"#),
-            (r#""timestamp":60000"#, r#""timestamp":-5"#),
-            (r#""timestamp":60000"#, r#""timestamp":253402300800000"#),
+            (r#""timestamp":1764140400000"#, r#""timestamp":1764140400000.0"#),
+            (r#""timestamp":1764140400000"#, r#""timestamp":-5"#),
+            (r#""timestamp":1764140400000"#, r#""timestamp":4102444800000"#),
+            (r#""timestamp":1764140400000"#, r#""timestamp":946684799999"#),
             (r#""sum":2"#, r#""sum":2e0"#),
             (r#""sum":2"#, r#""sum":-0"#),
             (r#""sum":2"#, r#""sum":02"#),

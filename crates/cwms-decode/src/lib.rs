@@ -17,9 +17,11 @@ use cwms_model::Datum;
 mod fast;
 mod line;
 mod normalize;
+mod stream;
 
 pub use line::{LineProblem, decode_line, decode_line_str};
 pub use normalize::LineSummary;
+pub use stream::{MAX_LINE_BYTES, StreamError, for_each_block};
 
 /// The default cap on decompressed bytes for one input: far above what one Firehose record
 /// (at most 1,000 KiB before compression) or one raw object from a 128 MiB Firehose buffer can
@@ -67,6 +69,9 @@ impl Decoded<'_> {
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The UTF-8 byte-order mark.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// True when the bytes start with the gzip magic number.
 pub fn is_gzip(bytes: &[u8]) -> bool {
@@ -198,8 +203,11 @@ fn text_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 
 /// Where [`lines`] are: the input split at each `\n` (found with `memchr`'s vectorized search,
 /// as lines are hundreds of bytes long), without a `\r` before it, blank pieces left out.
+///
+/// A UTF-8 byte-order mark at the very start of the input is not part of the first line: an
+/// editor or a Windows tool that wrote the file put it there, and it is not JSON.
 fn line_ranges(bytes: &[u8]) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
-    let mut start = 0;
+    let mut start = if bytes.starts_with(UTF8_BOM) { UTF8_BOM.len() } else { 0 };
     let ends = memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]);
     ends.enumerate().filter_map(move |(i, end)| {
         let line = start..end - usize::from(end > start && bytes[end - 1] == b'\r');
@@ -316,6 +324,13 @@ mod tests {
         // Both paths read a UTF-8 line the same way.
         assert_eq!(decode_line(GOOD.as_bytes()), decode_line_str(GOOD));
         assert_eq!(decode_line(b"{\"x\":"), decode_line_str("{\"x\":"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_not_part_of_the_first_line() {
+        check(&format!("\u{feff}{GOOD}\n{GOOD}"), &["ok CPUUtilization@1611929640000", "ok CPUUtilization@1611929640000"]);
+        check(&format!("{GOOD}\n\u{feff}{GOOD}"), &["ok CPUUtilization@1611929640000", "line 2: invalid JSON: expected value at column 1"]);
+        check_line_by_line(format!("\u{feff}{GOOD}").as_bytes());
     }
 
     #[test]

@@ -11,9 +11,14 @@ use cwms_model::{Datum, UNIT_NONE};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::error::Category;
 
-/// The largest timestamp accepted: 9999-12-31T23:59:59.999Z, the end of what every engine's
-/// timestamp type (and the lake's microsecond column) can hold.
-pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+/// The earliest timestamp accepted: 2000-01-01T00:00:00Z. A metric stream carries the last two
+/// hours (two days for daily metrics); a timestamp before 2000 is not one of its datums but a
+/// mistake of units: epoch SECONDS read as milliseconds land in January 1970.
+pub const MIN_TIMESTAMP_MS: i64 = 946_684_800_000;
+
+/// The largest timestamp accepted: 2099-12-31T23:59:59.999Z (seconds mistaken for milliseconds
+/// the other way round, or microseconds, land thousands of years ahead).
+pub const MAX_TIMESTAMP_MS: i64 = 4_102_444_799_999;
 
 /// Why a line is not a valid metric-stream datum.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -248,10 +253,10 @@ impl<'de> de::Deserialize<'de> for Timestamp {
         struct TimestampVisitor;
         impl TimestampVisitor {
             fn check<E: de::Error>(v: i64) -> Result<Timestamp, E> {
-                if (0..=MAX_TIMESTAMP_MS).contains(&v) {
+                if (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&v) {
                     Ok(Timestamp(v))
                 } else {
-                    Err(E::custom(format_args!("epoch milliseconds {v} out of range (0 to {MAX_TIMESTAMP_MS}, 1970 to 9999)")))
+                    Err(E::custom(format_args!("{v} is not epoch milliseconds of a time from 2000 to 2099 (seconds or microseconds?)")))
                 }
             }
         }
@@ -421,7 +426,7 @@ pub(crate) fn required_statistic(name: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
-    const BASE: &str = r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":60000,"value":{"count":1,"sum":2,"max":3,"min":0},"unit":"Count"}"#;
+    const BASE: &str = r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":1764140400000,"value":{"count":1,"sum":2,"max":3,"min":0},"unit":"Count"}"#;
 
     /// `BASE` with `from` replaced by `to`, decoded: `Ok(normalized line)` or `Err(message)`.
     fn check(from: &str, to: &str, expected: Result<&str, &str>) {
@@ -450,18 +455,18 @@ mod tests {
         ok(
             "",
             BASE,
-            r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":60000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#,
+            r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":1764140400000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#,
         );
         // Dimensions and statistics sorted by name; extra statistics kept under their exact names.
         ok(
             r#"{"D":"v"}"#,
             r#"{"Z":"1","A":"2"}"#,
-            r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"A":"2","Z":"1"},"timestamp":60000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#,
+            r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"A":"2","Z":"1"},"timestamp":1764140400000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#,
         );
         ok(
             r#""min":0}"#,
             r#""min":0,"p99.9":1.5,"TM(25%:75%)":2,"IQM":0.25}"#,
-            r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":60000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0,"IQM":0.25,"TM(25%:75%)":2.0,"p99.9":1.5},"unit":"Count"}"#,
+            r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":1764140400000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0,"IQM":0.25,"TM(25%:75%)":2.0,"p99.9":1.5},"unit":"Count"}"#,
         );
     }
 
@@ -471,21 +476,21 @@ mod tests {
         ok(
             r#","unit":"Count""#,
             "",
-            r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":60000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"None"}"#,
+            r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":1764140400000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"None"}"#,
         );
         ok(
             r#""metric_stream_name":"S","#,
             "",
-            r#"{"account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":60000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#,
+            r#"{"account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":1764140400000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#,
         );
         ok(
             r#""dimensions":{"D":"v"},"#,
             r#""future_field":[1,{"x":2}],"#,
-            r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{},"timestamp":60000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#,
+            r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{},"timestamp":1764140400000,"value":{"count":1.0,"sum":2.0,"max":3.0,"min":0.0},"unit":"Count"}"#,
         );
         ok(
-            r#""timestamp":60000"#,
-            r#""timestamp":60000.0"#,
+            r#""timestamp":1764140400000"#,
+            r#""timestamp":1764140400000.0"#,
             &BASE.replace(r#""count":1,"sum":2,"max":3,"min":0"#, r#""count":1.0,"sum":2.0,"max":3.0,"min":0.0"#),
         );
     }
@@ -523,7 +528,7 @@ mod tests {
         bad(r#""region":"r","#, "", "missing field `region`");
         bad(r#""namespace":"N","#, "", "missing field `namespace`");
         bad(r#""metric_name":"M","#, "", "missing field `metric_name`");
-        bad(r#""timestamp":60000,"#, "", "missing field `timestamp`");
+        bad(r#""timestamp":1764140400000,"#, "", "missing field `timestamp`");
         bad(r#","value":{"count":1,"sum":2,"max":3,"min":0}"#, "", "missing field `value`");
         bad(r#""count":1,"#, "", "missing field `value.count`");
         bad(r#""sum":2,"#, "", "missing field `value.sum`");
@@ -533,9 +538,9 @@ mod tests {
 
     #[test]
     fn wrong_types() {
-        bad(r#""count":1"#, r#""count":"1""#, r#"field `value.count`: invalid type: string "1", expected a number at column 151"#);
-        bad(r#""sum":2"#, r#""sum":null"#, "field `value.sum`: invalid type: null, expected a number at column 160");
-        bad(r#""min":0"#, r#""min":0,"p99":[1]"#, "field `value.p99`: invalid type: sequence, expected a number at column 181");
+        bad(r#""count":1"#, r#""count":"1""#, r#"field `value.count`: invalid type: string "1", expected a number at column 159"#);
+        bad(r#""sum":2"#, r#""sum":null"#, "field `value.sum`: invalid type: null, expected a number at column 168");
+        bad(r#""min":0"#, r#""min":0,"p99":[1]"#, "field `value.p99`: invalid type: sequence, expected a number at column 189");
         bad(r#""account_id":"1""#, r#""account_id":1"#, "field `account_id`: invalid type: integer `1`, expected a string at column 40");
         bad(r#""D":"v""#, r#""D":7"#, "field `dimensions.D`: invalid type: integer `7`, expected a string at column 109");
         bad(
@@ -546,28 +551,47 @@ mod tests {
         bad(
             r#"{"count":1,"sum":2,"max":3,"min":0}"#,
             "3",
-            "field `value`: invalid type: integer `3`, expected an object of statistic names to numbers at column 140",
+            "field `value`: invalid type: integer `3`, expected an object of statistic names to numbers at column 148",
         );
-        bad(r#""unit":"Count""#, r#""unit":true"#, "field `unit`: invalid type: boolean `true`, expected a string at column 186");
+        bad(r#""unit":"Count""#, r#""unit":true"#, "field `unit`: invalid type: boolean `true`, expected a string at column 194");
     }
 
     #[test]
     fn bad_numbers_and_timestamps() {
-        bad(r#""sum":2"#, r#""sum":1e999"#, "field `value.sum`: invalid JSON: number out of range at column 161");
+        bad(r#""sum":2"#, r#""sum":1e999"#, "field `value.sum`: invalid JSON: number out of range at column 169");
         bad(r#""count":1"#, r#""count":-1"#, "field `value.count`: a sample count cannot be negative, found -1");
         bad(
-            "60000",
-            "60000.5",
-            "field `timestamp`: invalid value: floating point `60000.5`, expected integer epoch milliseconds at column 132",
+            "1764140400000",
+            "1764140400000.5",
+            "field `timestamp`: invalid value: floating point `1764140400000.5`, expected integer epoch milliseconds at column 140",
         );
-        bad("60000", "\"60000\"", "field `timestamp`: invalid type: string \"60000\", expected integer epoch milliseconds at column 132");
-        bad("60000", "-5", "field `timestamp`: epoch milliseconds -5 out of range (0 to 253402300799999, 1970 to 9999) at column 127");
         bad(
-            "60000",
-            "253402300800000",
-            "field `timestamp`: epoch milliseconds 253402300800000 out of range (0 to 253402300799999, 1970 to 9999) at column 140",
+            "1764140400000",
+            "\"1764140400000\"",
+            "field `timestamp`: invalid type: string \"1764140400000\", expected integer epoch milliseconds at column 140",
         );
-        bad(r#""sum":2"#, r#""sum":NaN"#, "field `value.sum`: invalid JSON: expected value at column 157");
+        bad(
+            "1764140400000",
+            "-5",
+            "field `timestamp`: -5 is not epoch milliseconds of a time from 2000 to 2099 (seconds or microseconds?) at column 127",
+        );
+        // Epoch seconds (the data would land in January 1970) and microseconds (in 57,000 AD).
+        bad(
+            "1764140400000",
+            "1764140400",
+            "field `timestamp`: 1764140400 is not epoch milliseconds of a time from 2000 to 2099 (seconds or microseconds?) at column 135",
+        );
+        bad(
+            "1764140400000",
+            "1764140400000000",
+            "field `timestamp`: 1764140400000000 is not epoch milliseconds of a time from 2000 to 2099 (seconds or microseconds?) at column 141",
+        );
+        bad(
+            "1764140400000",
+            "4102444800000",
+            "field `timestamp`: 4102444800000 is not epoch milliseconds of a time from 2000 to 2099 (seconds or microseconds?) at column 138",
+        );
+        bad(r#""sum":2"#, r#""sum":NaN"#, "field `value.sum`: invalid JSON: expected value at column 165");
     }
 
     #[test]
@@ -593,8 +617,8 @@ mod tests {
         bad("", "42", "expected a JSON object, found integer `42`");
         bad("", "{\"account_id\":", "field `account_id`: invalid JSON: EOF while parsing a value at column 14");
         bad("", "not json", "invalid JSON: expected ident at column 2");
-        bad("", &format!("{BASE} {{}}"), "invalid JSON: trailing characters at column 192");
-        bad("", &format!("{BASE},"), "invalid JSON: trailing characters at column 191");
+        bad("", &format!("{BASE} {{}}"), "invalid JSON: trailing characters at column 200");
+        bad("", &format!("{BASE},"), "invalid JSON: trailing characters at column 199");
         assert!(matches!(decode_line(b"{\"namespace\":\"\xff\"}"), Err(LineProblem::InvalidField { .. })));
         assert!(matches!(decode_line(b"\xff\xfe"), Err(LineProblem::Json(_))));
     }

@@ -23,7 +23,7 @@ use std::ops::Range;
 
 use cwms_model::{Datum, plain_json_prefix, write_json_f64};
 
-use crate::line::{MAX_TIMESTAMP_MS, required_statistic, sort_by_name};
+use crate::line::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, required_statistic, sort_by_name};
 
 /// What the transform needs of a datum besides its normalized line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +220,7 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let value = self.bytes[start..self.at].iter().fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
-        (value <= MAX_TIMESTAMP_MS).then_some((start..self.at, value))
+        (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&value).then_some((start..self.at, value))
     }
 
     /// A JSON number without exponent, appended to `out` in normalized form; `None` for anything
@@ -323,7 +323,7 @@ mod tests {
             r#"{"metric_stream_name":"MyMetricStream","account_id":"1234567890","region":"us-east-1","namespace":"AWS/NATGateway","metric_name":"PacketsInFromDestination","dimensions":{"NatGatewayId":"nat-01a4160dfb995b990"},"timestamp":1643916720000,"value":{"max":0.0,"min":0.0,"sum":0.0,"count":2.0},"unit":"Count"}"#
         ));
         assert!(check(
-            r#"{"metric_stream_name":"","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"Z":"1","A":"2","M":""},"timestamp":0,"value":{"max":1827.5609493152228,"min":-0.0,"sum":9007199254740993,"count":33,"p50":0.001,"IQM":123456789012345.0},"unit":"é/s"}"#
+            r#"{"metric_stream_name":"","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"Z":"1","A":"2","M":""},"timestamp":946684800000,"value":{"max":1827.5609493152228,"min":-0.0,"sum":9007199254740993,"count":33,"p50":0.001,"IQM":123456789012345.0},"unit":"é/s"}"#
         ));
     }
 
@@ -402,7 +402,7 @@ mod tests {
         let stats =
             prop::collection::vec((prop::sample::select(vec!["p99", "p99.9", "TM(25%:75%)", "IQM", "count", "p50"]), decimal()), 0..4);
         let order = prop::sample::select(vec![[0, 1, 2, 3], [2, 3, 1, 0], [3, 1, 2, 0]]);
-        (dimensions, stats, order, prop::collection::vec(decimal(), 4), 0i64..=MAX_TIMESTAMP_MS).prop_map(|(dimensions, stats, order, numbers, timestamp)| {
+        (dimensions, stats, order, prop::collection::vec(decimal(), 4), MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).prop_map(|(dimensions, stats, order, numbers, timestamp)| {
             let dimensions: Vec<String> = dimensions.iter().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect();
             let names = ["count", "sum", "max", "min"];
             let mut value: Vec<String> = order.iter().map(|&i| format!("\"{}\":{}", names[i], numbers[i])).collect();

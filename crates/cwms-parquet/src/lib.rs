@@ -24,7 +24,7 @@ mod write;
 mod tests;
 
 pub use path::{DAY_OBJECT_NAME, LakeObject, Table, hive_escape, hive_unescape, partition_path};
-pub use read::decode;
+pub use read::{decode, row_count};
 pub use schema::{
     MAP_ENTRIES, MAP_KEY, MAP_VALUE, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TIMESTAMP_TZ, column, dictionary_string, lake_schema,
 };

@@ -120,13 +120,53 @@ fn hex_digit(b: u8) -> Option<u8> {
     }
 }
 
+/// The longest partition folder name (`namespace=...`): file systems allow 255 bytes per name
+/// (ext4, XFS, APFS, NTFS), S3 any length.
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
+/// How much of a long namespace's escaped form its bounded folder name keeps.
+const BOUNDED_PREFIX_BYTES: usize = 200;
+
 /// The folder of a lake partition, relative to the lake root, with a trailing `/`:
 /// `metrics_1m/dt=2026-11-26/namespace=AWS%2FEC2/`.
 ///
-/// `dt` is a `YYYY-MM-DD` date, written as is; the namespace is Hive-escaped ([`hive_escape`]).
-/// [`LakeObject`] builds the same path from checked parts.
+/// `dt` is a `YYYY-MM-DD` date, written as is; the namespace is Hive-escaped ([`hive_escape`]),
+/// and bounded ([`namespace_folder_value`]) when that would make the folder name longer than a
+/// file system allows. [`LakeObject`] builds the same path from checked parts.
 pub fn partition_path(table: Table, dt: &str, namespace: &str) -> String {
-    format!("{}/dt={}/namespace={}/", table.name(), hive_escape(dt), hive_escape(namespace))
+    format!("{}/dt={}/namespace={}/", table.name(), hive_escape(dt), namespace_folder_value(namespace))
+}
+
+/// The `namespace=` folder's value for a namespace: its Hive escape ([`hive_escape`]), or, when
+/// `namespace=` and that would pass [`MAX_SEGMENT_BYTES`], a bounded name that stays unique.
+///
+/// CloudWatch allows namespaces of 255 characters, and escaping `/`, `:` and `#` triples them, so
+/// a legal namespace can need 775 bytes, which no local file system takes in one name (and one
+/// long namespace would then stop every compaction). Such a namespace's folder is named by the
+/// first 200 bytes of its escaped form (never cutting an escape or a character), `~`, and the 32
+/// hex digits of the XXH3-128 hash of the whole namespace: 243 bytes at most with `namespace=`,
+/// distinct for distinct namespaces, the same on every platform. Engines that take partition
+/// values from folder names (DuckDB and pyarrow with Hive partitioning, MSCK REPAIR, Athena's
+/// partition projection) read that bounded name as the namespace; the Glue partitions the
+/// compactor registers (and `metrics_add_partition.sql`) carry the real namespace as the value
+/// and the folder as the location, so Athena, Redshift Spectrum and Spark over Glue read the real
+/// one. Every namespace of up to 245 bytes (escaped) keeps its plain Hive folder.
+pub fn namespace_folder_value(namespace: &str) -> Cow<'_, str> {
+    let escaped = hive_escape(namespace);
+    if "namespace=".len() + escaped.len() <= MAX_SEGMENT_BYTES {
+        return escaped;
+    }
+    let mut cut = 0;
+    let mut rest = escaped.as_ref();
+    while let Some(c) = rest.chars().next() {
+        let width = if c == '%' { 3 } else { c.len_utf8() };
+        if cut + width > BOUNDED_PREFIX_BYTES {
+            break;
+        }
+        cut += width;
+        rest = &rest[width.min(rest.len())..];
+    }
+    Cow::Owned(format!("{}~{:032x}", &escaped[..cut], xxhash_rust::xxh3::xxh3_128(namespace.as_bytes())))
 }
 
 /// The object name of the `metrics_1h` file of a partition.
@@ -242,6 +282,9 @@ impl LakeObject {
         let table: Table = table.parse().map_err(|_| invalid("unknown table: expected metrics_1m or metrics_1h"))?;
         let dt = dt.strip_prefix("dt=").ok_or_else(|| invalid("expected a dt=YYYY-MM-DD folder"))?;
         let namespace = namespace.strip_prefix("namespace=").ok_or_else(|| invalid("expected a namespace= folder"))?;
+        if is_bounded(namespace) {
+            return Err(invalid("the namespace= folder is the bounded name of a long namespace, which the key cannot give back"));
+        }
         let hour = match (table, name) {
             (Table::Metrics1h, DAY_OBJECT_NAME) => None,
             (Table::Metrics1h, _) => return Err(invalid("a metrics_1h object is named day.parquet")),
@@ -279,6 +322,14 @@ impl fmt::Display for LakeObject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.key())
     }
+}
+
+/// Whether a `namespace=` folder value has the form [`namespace_folder_value`] gives a long namespace.
+fn is_bounded(value: &str) -> bool {
+    // The prefix is at least 197 bytes: an escape or a character is at most 4 bytes wide.
+    value.len() >= BOUNDED_PREFIX_BYTES - 3 + 33
+        && value.as_bytes()[value.len() - 33] == b'~'
+        && value[value.len() - 32..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date (proleptic Gregorian, years 0000 to 9999), or
@@ -375,6 +426,33 @@ mod tests {
         check_key("metrics_1m/dt=2026-11-26/namespace=/07.parquet", None);
         check_key("metrics_5m/dt=2026-11-26/namespace=AWS%2FEC2/07.parquet", None);
         check_key("07.parquet", None);
+    }
+
+    #[test]
+    fn long_namespaces_get_bounded_unique_folders() {
+        // Up to 245 escaped bytes, the plain Hive folder; beyond, a bounded one.
+        let fits = "N".repeat(245);
+        assert_eq!(namespace_folder_value(&fits), fits);
+        for namespace in ["N".repeat(246), "A/".repeat(127) + "x", "東".repeat(85), "My App/Prod:v1 ".repeat(17)] {
+            let value = namespace_folder_value(&namespace);
+            let segment = format!("namespace={value}");
+            assert!(segment.len() <= MAX_SEGMENT_BYTES, "{} bytes", segment.len());
+            assert!(hive_escape(&namespace).starts_with(value.split('~').next().unwrap()), "{value}");
+            assert!(is_bounded(&value), "{value}");
+            // The bounded name is a valid key segment that Hive unescapes without damage.
+            assert!(!value.contains('/') && hive_unescape(&value).len() <= value.len());
+            let object = LakeObject::minutes("2026-11-26", &namespace, 7).unwrap();
+            assert_eq!(object.key(), format!("metrics_1m/dt=2026-11-26/{segment}/07.parquet"));
+            let parsed = LakeObject::parse(&object.key()).unwrap_err().to_string();
+            assert!(parsed.contains("bounded name of a long namespace"), "{parsed}");
+        }
+        // Distinct namespaces sharing the first 200 bytes get distinct folders.
+        let (a, b) = ("P".repeat(250) + "a", "P".repeat(250) + "b");
+        assert_ne!(namespace_folder_value(&a), namespace_folder_value(&b));
+        // Pinned: the folder name is an identity stored in lakes (and Glue locations).
+        assert_eq!(namespace_folder_value(&a)[200..], *"~3040982c6faf3424fd73ee5e673bd472");
+        assert_eq!(namespace_folder_value(&a)[..200], "P".repeat(200));
+        assert!(!is_bounded(&"P".repeat(240)));
     }
 
     #[test]

@@ -66,6 +66,13 @@ pub fn decode(bytes: Bytes, object: &LakeObject, location: &str) -> Result<Parti
     Ok(decoder.partition)
 }
 
+/// The number of rows in a Parquet file, read from its footer alone.
+pub fn row_count(bytes: Bytes, location: &str) -> Result<u64> {
+    let metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
+        .map_err(|e| Error::Corrupt { object: location.to_owned(), source: Box::new(e) })?;
+    Ok(metadata.metadata().file_metadata().num_rows().max(0) as u64)
+}
+
 /// The columns of one batch, typed.
 struct Columns<'b> {
     account_id: arrow_array::TypedDictionaryArray<'b, Int32Type, StringArray>,

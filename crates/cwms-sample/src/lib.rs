@@ -60,7 +60,9 @@ const MINUTE_MS: i64 = 60_000;
 
 /// The latest timestamp cwms accepts (9999-12-31T23:59:59.999Z), repeated here rather than taken
 /// from cwms-decode so that the generator does not depend on the decoder it exists to test.
-const LATEST_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+/// The span of times the decoder takes as epoch milliseconds (2000 to 2099, see `cwms_decode`).
+const EARLIEST_TIMESTAMP_MS: i64 = 946_684_800_000;
+const LATEST_TIMESTAMP_MS: i64 = 4_102_444_799_999;
 
 /// A spec that cannot be generated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -73,7 +75,7 @@ pub enum Error {
     #[error("{field} must be between {min} and {max}, found {value}")]
     OutOfRange { field: &'static str, value: u64, min: u64, max: u64 },
     /// The start is not at the beginning of a minute, or not a usable timestamp.
-    #[error("start_ms {0} must be a whole minute (a multiple of 60000) from 1970 to 9999")]
+    #[error("the start {0} (epoch milliseconds) must be a whole minute from 2000 to 2099")]
     Start(i64),
     /// A namespace the generator does not know.
     #[error("unknown namespace {0:?} (known: {known})", known = NAMESPACES.join(", "))]
@@ -91,7 +93,7 @@ pub enum Error {
     #[error("{field} {value:?}: {reason}")]
     Name { field: &'static str, value: String, reason: &'static str },
     /// One record does not fit in an event of the requested size, even alone.
-    #[error("record {index} needs a {needed}-byte event, above max_event_bytes {max}")]
+    #[error("record {index} needs an event of {needed} bytes, above the limit of {max} bytes")]
     EventTooSmall { index: usize, needed: usize, max: usize },
 }
 
@@ -189,7 +191,7 @@ impl Spec {
         range("datums (series times minutes)", u64::from(self.series) * u64::from(self.minutes), 1, MAX_DATUMS)?;
         // Arrivals run up to a quarter of an hour past the last minute; keep them all representable.
         let last_ms = self.start_ms.saturating_add((i64::from(self.minutes) + 60) * MINUTE_MS);
-        if self.start_ms < 0 || self.start_ms % MINUTE_MS != 0 || last_ms > LATEST_TIMESTAMP_MS {
+        if self.start_ms < EARLIEST_TIMESTAMP_MS || self.start_ms % MINUTE_MS != 0 || last_ms > LATEST_TIMESTAMP_MS {
             return Err(Error::Start(self.start_ms));
         }
         if self.namespaces.is_empty() {

@@ -398,8 +398,11 @@ fn validation() {
         |s| (s.series, s.minutes) = (100_000, 10_000),
         "datums (series times minutes) must be between 1 and 10000000, found 1000000000",
     );
-    check_invalid(|s| s.start_ms = 1_000, "start_ms 1000 must be a whole minute (a multiple of 60000) from 1970 to 9999");
-    check_invalid(|s| s.start_ms = -60_000, "start_ms -60000 must be a whole minute (a multiple of 60000) from 1970 to 9999");
+    check_invalid(
+        |s| s.start_ms = 1_764_140_401_000,
+        "the start 1764140401000 (epoch milliseconds) must be a whole minute from 2000 to 2099",
+    );
+    check_invalid(|s| s.start_ms = 60_000, "the start 60000 (epoch milliseconds) must be a whole minute from 2000 to 2099");
     check_invalid(
         |s| s.namespaces = vec!["AWS/S3".into()],
         "unknown namespace \"AWS/S3\" (known: AWS/EC2, AWS/Lambda, AWS/ApiGateway, AWS/DynamoDB, CloudWatchApiCourse/Performance)",

@@ -70,7 +70,23 @@ pub struct ObjectMeta {
     /// s3s-fs; AWS S3 and moto do. Use [`ObjectStore::get`] for an ETag to make a conditional
     /// write on.
     pub etag: Option<String>,
+    /// Why this listed entry cannot be read as an object, when the listing already knows: a
+    /// dangling symbolic link, a link loop, a file or folder name that is not UTF-8, a folder
+    /// that cannot be read, a key that breaks [`validate_key`] (a backslash). Such an entry is
+    /// listed rather than left out, so that a caller can report it by name instead of skipping
+    /// it silently.
+    pub problem: Option<String>,
 }
+
+impl ObjectMeta {
+    /// A listed object that can be read.
+    pub fn new(key: impl Into<String>, size: u64, last_modified_ms: i64, etag: Option<String>) -> ObjectMeta {
+        ObjectMeta { key: key.into(), size, last_modified_ms, etag, problem: None }
+    }
+}
+
+/// An object's bytes as a stream of chunks, in order (see [`ObjectStore::get_chunks`]).
+pub type Chunks = futures::stream::BoxStream<'static, Result<bytes::Bytes>>;
 
 /// The content of one object and the entity tag it was read with.
 #[derive(Debug, Clone)]
@@ -116,6 +132,11 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// The object at `key`, or `None` when the key does not exist.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Object>>>;
 
+    /// The object at `key` as chunks of at most a few megabytes, so that an object of any size
+    /// can be read in bounded memory; `None` when the key does not exist. An error after the
+    /// first chunk (a connection cut, a disk error) comes as the stream's last item.
+    fn get_chunks<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Chunks>>>;
+
     /// Writes `bytes` at `key` under the condition `mode`. Readers see the old object or the
     /// new one, never a mix.
     fn put<'a>(&'a self, key: &'a str, bytes: bytes::Bytes, mode: PutMode) -> BoxFuture<'a, Result<PutOutcome>>;
@@ -123,6 +144,23 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Human-readable location of a key for messages, e.g. `s3://bucket/prefix/key` or
     /// `/path/to/dir/key`.
     fn describe(&self, key: &str) -> String;
+
+    /// What the store is, however it was spelled: `s3://bucket/prefix` for S3 (no trailing `/`),
+    /// the absolute, canonical path for a directory (`./raw/`, `raw` and `/home/me/raw` are one
+    /// store). A checkpoint names its raw zone by this.
+    fn identity(&self) -> String;
+}
+
+/// Whether the store `inner` lies within the store `outer` (or is it), by their
+/// [`ObjectStore::identity`]: a lake inside its raw zone would be read as raw objects.
+pub fn contains(outer: &str, inner: &str) -> bool {
+    let outer = outer.trim_end_matches('/');
+    let inner = inner.trim_end_matches('/');
+    if outer.starts_with("s3://") != inner.starts_with("s3://") {
+        return false;
+    }
+    // An S3 bucket root is `s3://bucket`; a directory root is `/`.
+    inner == outer || inner.starts_with(&format!("{outer}/")) || outer.is_empty()
 }
 
 /// Opens a store from a location given by a user.
@@ -141,6 +179,22 @@ pub async fn open(location: &str) -> Result<Arc<dyn ObjectStore>> {
     Ok(match Location::parse(location)? {
         Location::S3 { bucket, prefix } => Arc::new(S3Store::new(s3_client_from_env().await, bucket, prefix)),
         Location::Local(path) => Arc::new(LocalStore::create(path).await?),
+    })
+}
+
+/// Opens a store that must already exist, for input: [`open`], except that a local directory
+/// is never created. A missing path, or a path that is a file, is an error naming it (a
+/// mistyped `--raw` should not quietly read nothing). An S3 location is not checked here (the
+/// first listing shows a missing bucket).
+///
+/// # Errors
+///
+/// [`Error::InvalidLocation`] as for [`open`], and [`Error::Io`] for a path that is missing or
+/// not a directory.
+pub async fn open_existing(location: &str) -> Result<Arc<dyn ObjectStore>> {
+    Ok(match Location::parse(location)? {
+        Location::S3 { bucket, prefix } => Arc::new(S3Store::new(s3_client_from_env().await, bucket, prefix)),
+        Location::Local(path) => Arc::new(LocalStore::existing(path).await?),
     })
 }
 
@@ -170,6 +224,15 @@ impl<'a> Location<'a> {
             && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         {
             return Err(invalid("only s3:// URLs and local directory paths are supported"));
+        }
+        // `s3:/bucket` or `s3:bucket` (one slash or none) is a mistyped URL, not a folder named `s3:`.
+        // A Windows drive (`C:\lake`, `C:/lake`) has a one-letter "scheme" and stays a path.
+        if let Some((scheme, _)) = location.split_once(':')
+            && scheme.len() > 1
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        {
+            return Err(invalid("this looks like a URL with a missing `/` (write s3://BUCKET/PREFIX), not a folder"));
         }
         if location.is_empty() {
             return Err(invalid("the location is empty"));
@@ -210,6 +273,31 @@ mod tests {
         for other in ["s3a://bucket/x", "gs://bucket", "file:///tmp/lake"] {
             check(other, Err(&format!("invalid store location {other:?}: only s3:// URLs and local directory paths are supported")));
         }
+        for typo in ["s3:/x", "s3:bucket/lake", "S3:/b", "https:/host"] {
+            check(
+                typo,
+                Err(&format!(
+                    "invalid store location {typo:?}: this looks like a URL with a missing `/` (write s3://BUCKET/PREFIX), not a folder"
+                )),
+            );
+        }
+        check("C:/lake", Ok(Local("C:/lake")));
+        check("./a:b", Ok(Local("./a:b")));
+    }
+
+    #[test]
+    fn containment_is_by_identity() {
+        assert!(contains("/data/raw", "/data/raw"));
+        assert!(contains("/data/raw", "/data/raw/lake"));
+        assert!(contains("/data/raw/", "/data/raw/lake/"));
+        assert!(!contains("/data/raw", "/data/rawer"));
+        assert!(!contains("/data/raw/lake", "/data/raw"));
+        assert!(contains("/", "/lake"));
+        assert!(contains("s3://b", "s3://b/lake"));
+        assert!(contains("s3://b/raw", "s3://b/raw/lake"));
+        assert!(!contains("s3://b/raw", "s3://b/lake"));
+        assert!(!contains("s3://b", "s3://bb/lake"));
+        assert!(!contains("s3://b", "/b/lake"));
     }
 
     #[tokio::test]

@@ -16,6 +16,21 @@ use crate::{BoxFuture, Error, Object, ObjectMeta, ObjectStore, PutMode, PutOutco
 /// Keys whose last segment starts with it are refused, so no object can hide behind it.
 const TEMP_PREFIX: &str = ".cwms-tmp-";
 
+/// The folder at the store root where writes in progress are made, then renamed into place: no
+/// engine reading a partition folder ever sees a half-written file (or one a killed run left
+/// behind), and the listing skips it.
+const TEMP_DIR: &str = ".cwms-tmp";
+
+/// A file in [`TEMP_DIR`] older than this is left from a run that was killed: removed when a
+/// store opens. (A write in progress takes seconds; an hour leaves any live write alone.)
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How many bytes [`LocalStore::get_chunks`] reads at a time.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// Deeper folders than this are not a raw zone or a lake (and are likely a link loop).
+const MAX_DEPTH: usize = 64;
+
 /// Serialises the check-and-rename of every [`LocalStore::put`] in this process.
 ///
 /// Local file systems have no compare-and-swap on file content, so a conditional put reads the
@@ -58,7 +73,47 @@ impl LocalStore {
             location: store.root.display().to_string(),
             source,
         })?;
+        store.remove_stale_temp_files().await;
         Ok(store)
+    }
+
+    /// A store on `root`, which must be an existing directory (for input: a mistyped path is an
+    /// error, not an empty store).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the path when it does not exist, is not a directory, or cannot be read.
+    pub async fn existing(root: impl Into<PathBuf>) -> Result<Self> {
+        let store = Self::new(root);
+        let location = store.root.display().to_string();
+        match tokio::fs::metadata(&store.root).await {
+            Ok(metadata) if metadata.is_dir() => Ok(store),
+            Ok(_) => Err(Error::Io {
+                op: "open folder",
+                location,
+                source: io::Error::new(io::ErrorKind::NotADirectory, "it is a file, not a folder"),
+            }),
+            Err(source) if source.kind() == io::ErrorKind::NotFound => {
+                Err(Error::Io { op: "open folder", location, source: io::Error::new(io::ErrorKind::NotFound, "no such folder") })
+            }
+            Err(source) => Err(Error::Io { op: "open folder", location, source }),
+        }
+    }
+
+    /// Removes what killed runs left in [`TEMP_DIR`], best effort.
+    async fn remove_stale_temp_files(&self) {
+        let dir = self.root.join(TEMP_DIR);
+        let _ = blocking(move || {
+            let Ok(entries) = fs::read_dir(&dir) else { return Ok(()) };
+            for entry in entries.flatten() {
+                let stale = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMP_AGE));
+                if stale && entry.file_name().to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX)) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+            Ok(())
+        })
+        .await;
     }
 
     /// The directory the keys are relative to.
@@ -87,7 +142,8 @@ impl LocalStore {
         let on_error = self.io_error("list", prefix);
         blocking(move || {
             let mut objects = Vec::new();
-            walk(&start, &dir_key, &prefix_owned, &mut objects)?;
+            let mut ancestors = Vec::new();
+            walk(&start, &dir_key, &prefix_owned, &mut objects, &mut ancestors)?;
             objects.sort_unstable_by(|a, b| a.key.cmp(&b.key));
             Ok(objects)
         })
@@ -120,10 +176,11 @@ impl LocalStore {
             });
         }
         let path = self.path_of(key);
+        let temp_dir = self.root.join(TEMP_DIR);
         let on_error = self.io_error("write", key);
         let outcome = blocking(move || {
             let etag = etag_of(&bytes);
-            let temp = TempFile::write(&path, &bytes)?;
+            let temp = TempFile::write(&temp_dir, &path, &bytes)?;
             let _lock = PUT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
             let holds = match &mode {
                 PutMode::Overwrite => true,
@@ -160,8 +217,63 @@ impl ObjectStore for LocalStore {
         self.put_impl(key, bytes, mode).boxed()
     }
 
+    fn get_chunks<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<crate::Chunks>>> {
+        self.get_chunks_impl(key).boxed()
+    }
+
     fn describe(&self, key: &str) -> String {
         if key.is_empty() { self.root.display().to_string() } else { self.path_of(key).display().to_string() }
+    }
+
+    fn identity(&self) -> String {
+        let path = fs::canonicalize(&self.root).or_else(|_| std::path::absolute(&self.root)).unwrap_or_else(|_| self.root.clone());
+        path.display().to_string()
+    }
+}
+
+impl LocalStore {
+    async fn get_chunks_impl(&self, key: &str) -> Result<Option<crate::Chunks>> {
+        validate_key(key)?;
+        let path = self.path_of(key);
+        let on_error = self.io_error("read", key);
+        let file = match blocking(move || {
+            File::open(&path).and_then(|f| if f.metadata()?.is_dir() { Err(io::ErrorKind::IsADirectory.into()) } else { Ok(f) })
+        })
+        .await
+        {
+            Ok(file) => file,
+            Err(err) if is_absent(&err) => return Ok(None),
+            Err(err) => return Err(on_error(err)),
+        };
+        let location = self.describe(key);
+        let chunks = futures::stream::try_unfold(Some(file), move |file| {
+            let location = location.clone();
+            async move {
+                let Some(mut file) = file else { return Ok(None) };
+                let (file, chunk) = blocking(move || {
+                    use std::io::Read;
+                    let mut chunk = vec![0u8; CHUNK_BYTES];
+                    let mut filled = 0;
+                    while filled < chunk.len() {
+                        match file.read(&mut chunk[filled..]) {
+                            Ok(0) => break,
+                            Ok(n) => filled += n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    chunk.truncate(filled);
+                    Ok((file, chunk))
+                })
+                .await
+                .map_err(|source| Error::Io { op: "read", location, source })?;
+                if chunk.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some((Bytes::from(chunk), Some(file))))
+            }
+        });
+        Ok(Some(Box::pin(chunks)))
     }
 }
 
@@ -196,44 +308,87 @@ fn exists(path: &Path) -> io::Result<bool> {
 }
 
 /// Collects the files under `dir` (whose key is `dir_key`) whose keys start with `prefix`.
-fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<ObjectMeta>) -> io::Result<()> {
+///
+/// Entries that cannot be objects are listed with their [`ObjectMeta::problem`] rather than
+/// failing the whole listing or being skipped unseen: a dangling symbolic link, a link to one
+/// of its own ancestors (a loop), a name that is not UTF-8, a folder that cannot be read, a
+/// key with a backslash. `ancestors` holds the directories (device and inode) on the way down.
+fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<ObjectMeta>, ancestors: &mut Vec<(u64, u64)>) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         // A prefix naming no directory lists nothing, as on S3.
         Err(err) if is_absent(&err) => return Ok(()),
         Err(err) => return Err(err),
     };
+    let this = fs::metadata(dir).map(|m| file_id(&m))?;
+    ancestors.push(this);
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} has a file name that is not UTF-8, so it cannot be a key", entry.path().display()),
-            ));
+        let (name, mut problem) = match name.to_str() {
+            Some(name) => (name.to_owned(), None),
+            None => (name.to_string_lossy().into_owned(), Some("the file name is not UTF-8, so it cannot be a key".to_owned())),
         };
-        if name.starts_with(TEMP_PREFIX) {
+        if name.starts_with(TEMP_PREFIX) || (dir_key.is_empty() && name == TEMP_DIR) {
             continue;
         }
-        let key = if dir_key.is_empty() { name.to_owned() } else { format!("{dir_key}/{name}") };
-        // Descend only where keys can still match: `key/` must extend the prefix or the
-        // prefix must extend `key/`.
-        let mut file_type = entry.file_type()?;
-        if file_type.is_symlink() {
-            // Follow links to files and directories alike, as `fs::read` does for `get`.
-            file_type = fs::metadata(entry.path())?.file_type();
-        }
-        if file_type.is_dir() {
-            let dir_key = format!("{key}/");
-            if dir_key.starts_with(prefix) || prefix.starts_with(&dir_key) {
-                walk(&entry.path(), &key, prefix, out)?;
+        let key = if dir_key.is_empty() { name.clone() } else { format!("{dir_key}/{name}") };
+        let path = entry.path();
+        let link = fs::symlink_metadata(&path)?;
+        // Follow links to files and directories alike, as `fs::read` does for `get`.
+        let metadata = match fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(err) => {
+                if key.starts_with(prefix) {
+                    let why = if link.file_type().is_symlink() { "a symbolic link whose target cannot be read" } else { "cannot be read" };
+                    out.push(listed_problem(&key, &link, format!("{}: {why}: {err}", path.display())));
+                }
+                continue;
             }
-        } else if file_type.is_file() && key.starts_with(prefix) {
-            let metadata = fs::metadata(entry.path())?;
-            out.push(ObjectMeta { key, size: metadata.len(), last_modified_ms: epoch_ms(metadata.modified()?), etag: None });
+        };
+        if metadata.is_dir() {
+            let dir_key = format!("{key}/");
+            if !(dir_key.starts_with(prefix) || prefix.starts_with(&dir_key)) {
+                continue;
+            }
+            if ancestors.contains(&file_id(&metadata)) {
+                out.push(listed_problem(&key, &link, format!("{}: a link to a folder above it (a loop); not followed", path.display())));
+            } else if ancestors.len() >= MAX_DEPTH {
+                out.push(listed_problem(&key, &link, format!("{}: folders nested deeper than {MAX_DEPTH}; not followed", path.display())));
+            } else if let Err(err) = walk(&path, &key, prefix, out, ancestors) {
+                out.push(listed_problem(&key, &link, format!("{}: the folder cannot be read: {err}", path.display())));
+            }
+        } else if metadata.is_file() && key.starts_with(prefix) {
+            if problem.is_none() {
+                problem = validate_key(&key).err().map(|e| e.to_string());
+            }
+            out.push(ObjectMeta { key, size: metadata.len(), last_modified_ms: epoch_ms(metadata.modified()?), etag: None, problem });
         }
     }
+    ancestors.pop();
     Ok(())
+}
+
+fn listed_problem(key: &str, metadata: &fs::Metadata, problem: String) -> ObjectMeta {
+    ObjectMeta {
+        key: key.to_owned(),
+        size: 0,
+        last_modified_ms: metadata.modified().map_or(0, epoch_ms),
+        etag: None,
+        problem: Some(problem),
+    }
+}
+
+#[cfg(unix)]
+fn file_id(metadata: &fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
+}
+
+#[cfg(not(unix))]
+fn file_id(_: &fs::Metadata) -> (u64, u64) {
+    // No inode to compare: loops are caught by the depth limit.
+    (0, 0)
 }
 
 fn epoch_ms(time: std::time::SystemTime) -> i64 {
@@ -249,11 +404,14 @@ struct TempFile {
 }
 
 impl TempFile {
-    fn write(destination: &Path, bytes: &[u8]) -> io::Result<Self> {
+    /// Writes `bytes` to a new file in `temp_dir` (created if needed), to be renamed to
+    /// `destination`, whose folder is created too.
+    fn write(temp_dir: &Path, destination: &Path, bytes: &[u8]) -> io::Result<Self> {
         let dir = destination.parent().expect("an object path always has the store root as an ancestor");
         fs::create_dir_all(dir)?;
+        fs::create_dir_all(temp_dir)?;
         let name = format!("{TEMP_PREFIX}{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed));
-        let temp = Self { path: Some(dir.join(name)) };
+        let temp = Self { path: Some(temp_dir.join(name)) };
         let mut file = File::create_new(temp.path())?;
         file.write_all(bytes)?;
         // Flush the content before the rename makes it visible: otherwise a crash could leave
@@ -267,7 +425,19 @@ impl TempFile {
     }
 
     fn persist(mut self, destination: &Path) -> io::Result<()> {
-        fs::rename(self.path(), destination)?;
+        if let Err(err) = fs::rename(self.path(), destination) {
+            // A folder of the store on another file system (a mount point): copy beside the
+            // destination first, so the final rename is still within one file system.
+            if err.kind() != io::ErrorKind::CrossesDevices {
+                return Err(err);
+            }
+            let dir = destination.parent().expect("an object path always has the store root as an ancestor");
+            let beside = dir.join(self.path().file_name().expect("temporary files have names"));
+            fs::copy(self.path(), &beside)?;
+            fs::remove_file(self.path())?;
+            self.path = Some(beside);
+            fs::rename(self.path(), destination)?;
+        }
         self.path = None;
         // Make the rename itself durable. Directories cannot be opened for syncing everywhere
         // (Windows), and the object is already in place, so this is best effort.
@@ -386,6 +556,86 @@ mod tests {
 
         let err = store.put("d/.cwms-tmp-x", Bytes::new(), PutMode::Overwrite).await.unwrap_err();
         assert!(matches!(err, Error::InvalidKey { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn writes_in_progress_live_outside_the_partitions_and_stale_ones_are_removed() {
+        let (_dir, store) = store();
+        put(&store, "metrics_1m/dt=2026-11-26/namespace=X/07.parquet", b"x", PutMode::Overwrite).await;
+        let folder = store.path_of("metrics_1m/dt=2026-11-26/namespace=X");
+        let names: Vec<_> = fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names, ["07.parquet"]);
+        assert!(store.root().join(TEMP_DIR).is_dir());
+        // What a killed run leaves in the temporary folder goes when a store opens, once stale.
+        let stale = store.root().join(TEMP_DIR).join(format!("{TEMP_PREFIX}1-1"));
+        let fresh = store.root().join(TEMP_DIR).join(format!("{TEMP_PREFIX}1-2"));
+        fs::write(&stale, b"partial").unwrap();
+        fs::write(&fresh, b"in progress").unwrap();
+        let old = std::time::SystemTime::now() - STALE_TEMP_AGE - std::time::Duration::from_secs(60);
+        File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
+        LocalStore::create(store.root()).await.unwrap();
+        assert!(!stale.exists() && fresh.exists());
+        assert_eq!(keys(&store, "").await, ["metrics_1m/dt=2026-11-26/namespace=X/07.parquet"]);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn entries_that_cannot_be_objects_are_listed_with_a_reason() {
+        use std::os::unix::ffi::OsStrExt;
+        let (_dir, store) = store();
+        put(&store, "raw/a.gz", b"x", PutMode::Overwrite).await;
+        let raw = store.path_of("raw");
+        std::os::unix::fs::symlink(raw.join("missing.gz"), raw.join("dangling.gz")).unwrap();
+        std::os::unix::fs::symlink(&raw, raw.join("loop")).unwrap();
+        fs::write(raw.join("back\\slash.gz"), b"x").unwrap();
+        fs::write(raw.join(std::ffi::OsStr::from_bytes(b"bad\xff.gz")), b"x").unwrap();
+        let listed = store.list("").await.unwrap();
+        let got: Vec<(String, Option<String>)> = listed.into_iter().map(|m| (m.key, m.problem)).collect();
+        let problem = |key: &str| got.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("{key} not listed: {got:?}")).1.clone();
+        assert_eq!(problem("raw/a.gz"), None);
+        let dangling = problem("raw/dangling.gz").unwrap();
+        assert!(dangling.contains("dangling.gz: a symbolic link whose target cannot be read"), "{dangling}");
+        assert!(problem("raw/loop").unwrap().contains("a link to a folder above it (a loop)"));
+        assert!(problem("raw/back\\slash.gz").unwrap().contains("backslash"));
+        assert!(problem("raw/bad\u{fffd}.gz").unwrap().contains("not UTF-8"));
+        assert_eq!(got.len(), 5, "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn an_input_folder_must_exist() {
+        let (dir, store) = store();
+        let err = LocalStore::existing(dir.path().join("nowhere")).await.unwrap_err();
+        assert_eq!(err.to_string(), format!("open folder {}", dir.path().join("nowhere").display()));
+        assert!(!dir.path().join("nowhere").exists(), "nothing is created");
+        put(&store, "file", b"x", PutMode::Overwrite).await;
+        let err = LocalStore::existing(store.path_of("file")).await.unwrap_err();
+        assert!(format!("{:?}", std::error::Error::source(&err)).contains("it is a file, not a folder"), "{err:?}");
+        assert!(LocalStore::existing(store.root()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn one_folder_has_one_identity_however_it_is_spelled() {
+        let (dir, store) = store();
+        put(&store, "raw/a", b"x", PutMode::Overwrite).await;
+        let absolute = LocalStore::new(store.root().join("raw")).identity();
+        let dotted = LocalStore::new(store.root().join("./raw/")).identity();
+        let around = LocalStore::new(store.root().join("raw/../raw")).identity();
+        assert_eq!(absolute, dotted);
+        assert_eq!(absolute, around);
+        assert!(absolute.starts_with(&fs::canonicalize(dir.path()).unwrap().display().to_string()));
+    }
+
+    #[tokio::test]
+    async fn chunks_read_the_whole_object() {
+        let (_dir, store) = store();
+        let big: Vec<u8> = (0..CHUNK_BYTES * 2 + 17).map(|i| i as u8).collect();
+        store.put("big", Bytes::from(big.clone()), PutMode::Overwrite).await.unwrap();
+        let chunks: Vec<Bytes> = futures::TryStreamExt::try_collect(store.get_chunks("big").await.unwrap().unwrap()).await.unwrap();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks.concat(), big);
+        assert!(store.get_chunks("absent").await.unwrap().is_none());
+        put(&store, "dir/x", b"x", PutMode::Overwrite).await;
+        assert!(store.get_chunks("dir").await.unwrap().is_none(), "a folder is no object");
     }
 
     #[tokio::test]

@@ -117,11 +117,18 @@ impl S3Store {
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
                 let key = key.strip_prefix(&self.prefix).unwrap_or(key);
+                // A zero-byte `folder/` object is the console's folder marker: no data, no object.
+                if key.is_empty() || (key.ends_with('/') && object.size() == Some(0)) {
+                    continue;
+                }
                 objects.push(ObjectMeta {
                     key: key.to_owned(),
                     size: object.size().map_or(0, |size| size.try_into().unwrap_or(0)),
                     last_modified_ms: object.last_modified().and_then(|time| time.to_millis().ok()).unwrap_or(0),
                     etag: object.e_tag().map(str::to_owned),
+                    // S3 allows keys no local folder can hold (a backslash, `a//b`): listed, named,
+                    // and not read, so that the same lake works on either.
+                    problem: validate_key(key).err().map(|e| e.to_string()),
                 });
             }
         }
@@ -154,6 +161,33 @@ impl S3Store {
             })?
             .into_bytes();
         Ok(Some(Object { bytes, etag }))
+    }
+
+    async fn get_chunks_impl(&self, key: &str) -> Result<Option<crate::Chunks>> {
+        validate_key(key)?;
+        let response = self.client.get_object().bucket(&self.bucket).key(self.full_key(key)).send().await;
+        let output = match response {
+            Ok(output) => output,
+            Err(err) if err.as_service_error().is_some_and(GetObjectError::is_no_such_key) => return Ok(None),
+            Err(err) => return Err(s3_error("get", self.describe(key), err)),
+        };
+        let location = self.describe(key);
+        let chunks = futures::stream::try_unfold(output.body, move |mut body| {
+            let location = location.clone();
+            async move {
+                match body.try_next().await {
+                    Ok(Some(chunk)) => Ok(Some((chunk, body))),
+                    Ok(None) => Ok(None),
+                    Err(err) => Err(Error::S3 {
+                        op: "read the body of",
+                        location,
+                        detail: "the response body was cut short or unreadable".to_owned(),
+                        source: Box::new(err),
+                    }),
+                }
+            }
+        });
+        Ok(Some(Box::pin(chunks)))
     }
 
     async fn put_impl(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutOutcome> {
@@ -281,8 +315,16 @@ impl ObjectStore for S3Store {
         self.put_impl(key, bytes, mode).boxed()
     }
 
+    fn get_chunks<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<crate::Chunks>>> {
+        self.get_chunks_impl(key).boxed()
+    }
+
     fn describe(&self, key: &str) -> String {
         format!("s3://{}/{}{key}", self.bucket, self.prefix)
+    }
+
+    fn identity(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix).trim_end_matches('/').to_owned()
     }
 }
 

@@ -5,9 +5,15 @@
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use cwms_decode::DEFAULT_MAX_DECOMPRESSED_BYTES;
-
 use crate::MAX_RESPONSE_BYTES;
+
+/// The default cap on one gzip-wrapped record's decompressed size: 32 MiB.
+///
+/// A Firehose record is at most 1,000 KiB; CloudWatch's JSON compresses about tenfold, so an
+/// honest record inflates to about 10 MB, and no record whose normalized lines pass 6 MB can be
+/// `Ok` in a 6 MB response anyway. The record and its normalized lines are held at once, so 32 MiB
+/// keeps a bomb's cost within the template's 512 MB function with room to spare.
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 32 << 20;
 
 /// A setting that is unknown or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -22,7 +22,7 @@ mod config;
 mod emf;
 mod response;
 
-pub use config::{Config, ConfigError, Filters};
+pub use config::{Config, ConfigError, DEFAULT_MAX_DECOMPRESSED_BYTES, Filters};
 pub use cwms_model::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
 pub use emf::emf_document;
 pub use response::{FirehoseResponse, Metadata, PartitionKeys, ResponseRecord};

@@ -1,0 +1,280 @@
+//! The map phase: raw objects, streamed and decoded a block of lines at a time, merged into the
+//! `metrics_1m` partitions they touch.
+//!
+//! An object is read as chunks from its store and inflated as it arrives, so memory does not
+//! grow with its size (a backfill's 200 MB gzip object of 2.8 GB of NDJSON takes a few blocks'
+//! worth). Its good lines are merged; its bad lines are collected with their numbers and
+//! reasons ([`crate::quarantine`]). An object that cannot be read as lines at all (bad gzip, past
+//! the decompression cap, a key or file no store can read) is reported and left in place. A
+//! failure of the store itself while reading (a connection reset, a body cut short) is retried
+//! from the start of the object a few times, and then stops the run with the object named:
+//! reading the same datums again is harmless (the merge law is idempotent).
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use cwms_decode::StreamError;
+use cwms_parquet::LakeObject;
+use cwms_store::{ObjectMeta, ObjectStore};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::merged::{Added, Merged};
+use crate::quarantine::{MAX_REJECTED_BYTES, Rejected, RejectedLine};
+use crate::{Error, Options, Partitions, Progress, Result};
+
+/// Plain bytes decoded at a time from one object.
+const BLOCK_BYTES: usize = 4 << 20;
+
+/// How many times an object is read when the store fails in the middle of it.
+const READ_ATTEMPTS: u32 = 3;
+
+/// The result of reading a set of raw objects.
+#[derive(Debug, Default)]
+pub struct Mapped {
+    pub partitions: Partitions,
+    /// Keys of the objects that were read to their end (good lines merged, bad ones in `rejected`).
+    pub decoded: Vec<String>,
+    /// Keys and reasons of the objects that could not be read as lines.
+    pub failed: Vec<(String, String)>,
+    /// The bad lines of the objects that had some.
+    pub rejected: Vec<Rejected>,
+    pub datums: u64,
+    pub duplicates: u64,
+    pub lines_rejected: u64,
+    pub bytes: u64,
+}
+
+/// What came of reading one object.
+enum Read1 {
+    /// Listed but gone (expired by a lifecycle rule meanwhile): nothing to read.
+    Missing,
+    Decoded {
+        added: Added,
+        rejected: Vec<RejectedLine>,
+    },
+    Failed(String),
+}
+
+/// Fetches and decodes raw objects in parallel, grouping their datums by `metrics_1m` object.
+pub async fn map_objects(raw: &dyn ObjectStore, objects: &[&ObjectMeta], options: &Options) -> Result<Mapped> {
+    map_with(raw, objects, options, async |_: &Arc<Merged>| Ok(())).await
+}
+
+/// [`map_objects`], calling `after_each` (which may take partitions out) after each object.
+pub(crate) async fn map_with(
+    raw: &dyn ObjectStore,
+    objects: &[&ObjectMeta],
+    options: &Options,
+    mut after_each: impl AsyncFnMut(&Arc<Merged>) -> Result<()>,
+) -> Result<Mapped> {
+    let merged = Arc::new(Merged::default());
+    let mut results = futures::stream::iter(objects.iter().map(|&meta| {
+        let merged = Arc::clone(&merged);
+        async move {
+            let outcome = read_object(raw, meta, options, &merged).await?;
+            Ok::<_, Error>((meta, outcome))
+        }
+    }))
+    .buffer_unordered(options.concurrency.max(1));
+
+    let mut mapped = Mapped::default();
+    while let Some((meta, outcome)) = results.try_next().await? {
+        options.report(Progress::ObjectRead { bytes: meta.size });
+        match outcome {
+            Read1::Missing => {}
+            Read1::Decoded { added, rejected } => {
+                mapped.bytes += meta.size;
+                mapped.datums += added.datums;
+                mapped.duplicates += added.duplicates;
+                mapped.decoded.push(meta.key.clone());
+                if !rejected.is_empty() {
+                    mapped.lines_rejected += rejected.len() as u64;
+                    mapped.rejected.push(Rejected {
+                        key: meta.key.clone(),
+                        location: raw.describe(&meta.key),
+                        last_modified_ms: meta.last_modified_ms,
+                        lines: rejected,
+                    });
+                }
+            }
+            Read1::Failed(reason) => {
+                mapped.bytes += meta.size;
+                mapped.failed.push((meta.key.clone(), reason));
+            }
+        }
+        after_each(&merged).await?;
+    }
+    drop(results);
+    let all = Arc::clone(&merged);
+    mapped.partitions = tokio::task::spawn_blocking(move || all.take_all()).await.map_err(|e| Error::Task(e.to_string()))?;
+    mapped.decoded.sort();
+    mapped.failed.sort();
+    mapped.rejected.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(mapped)
+}
+
+/// Whether a store error is the object's own (a key or a file no store can read) rather than the
+/// store's (S3 unreachable, throttled past the retries): the first is reported with the object,
+/// the second stops the run.
+fn is_object_problem(error: &cwms_store::Error) -> bool {
+    matches!(error, cwms_store::Error::InvalidKey { .. } | cwms_store::Error::Io { .. })
+}
+
+/// A store failure in the middle of a body, carried through the decoder's `Read`.
+#[derive(Debug)]
+struct StoreFault(cwms_store::Error);
+
+impl std::fmt::Display for StoreFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for StoreFault {}
+
+async fn read_object(raw: &dyn ObjectStore, meta: &ObjectMeta, options: &Options, merged: &Arc<Merged>) -> Result<Read1> {
+    if let Some(problem) = &meta.problem {
+        return Ok(Read1::Failed(problem.clone()));
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let chunks = match raw.get_chunks(&meta.key).await {
+            Ok(Some(chunks)) => chunks,
+            Ok(None) => return Ok(Read1::Missing),
+            Err(e) if is_object_problem(&e) => return Ok(Read1::Failed(error_chain(&e))),
+            Err(e) if attempt < READ_ATTEMPTS => {
+                tracing::warn!(object = %raw.describe(&meta.key), error = %error_chain(&e), attempt, "reading a raw object failed; trying again");
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The chunks come in on this task and are decoded on a blocking thread, two chunks of
+        // slack between them.
+        let (sender, receiver) = tokio::sync::mpsc::channel::<cwms_store::Result<Bytes>>(2);
+        let forward = async move {
+            let mut chunks = chunks;
+            while let Some(chunk) = chunks.next().await {
+                let failed = chunk.is_err();
+                if sender.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+        };
+        let (merged_c, keep) = (Arc::clone(merged), options.keep());
+        let cap = options.max_decompressed_bytes;
+        let decode =
+            tokio::task::spawn_blocking(move || decode_object(ChannelReader { receiver, current: Bytes::new() }, cap, &merged_c, &*keep));
+        let ((), decoded) = tokio::join!(forward, decode);
+        match decoded.map_err(|e| Error::Task(e.to_string()))? {
+            Ok(read) => return Ok(read),
+            Err(fault) if attempt < READ_ATTEMPTS => {
+                tracing::warn!(object = %raw.describe(&meta.key), error = %error_chain(&fault), attempt, "reading a raw object failed midway; reading it again");
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+            }
+            Err(fault) => return Err(fault.into()),
+        }
+    }
+}
+
+/// Decodes one object's bytes; `Err` only for a failure of the store underneath.
+fn decode_object(
+    reader: ChannelReader,
+    cap: u64,
+    merged: &Merged,
+    keep: &(dyn Fn(&LakeObject) -> bool + Sync),
+) -> std::result::Result<Read1, cwms_store::Error> {
+    let mut added = Added::default();
+    let mut rejected: Vec<RejectedLine> = Vec::new();
+    let mut rejected_bytes = 0usize;
+    let mut problem: Option<String> = None;
+    let streamed = cwms_decode::for_each_block(reader, cap, BLOCK_BYTES, |block, first_line| {
+        if problem.is_some() {
+            return;
+        }
+        let decoded = cwms_decode::decode_lines(block);
+        if !decoded.errors.is_empty() {
+            let bad: HashSet<usize> = decoded.errors.iter().map(|e| e.line - 1).collect();
+            let mut reasons = decoded.errors.iter();
+            for (index, line) in cwms_decode::lines(block) {
+                if bad.contains(&index) {
+                    let error = reasons.next().expect("one error per bad line");
+                    rejected_bytes += line.len();
+                    rejected.push(RejectedLine { line: first_line + index, reason: error.problem.to_string(), bytes: line.to_vec() });
+                }
+            }
+            if rejected_bytes > MAX_REJECTED_BYTES {
+                problem = Some(format!(
+                    "more than {} MiB of its lines are not metric-stream datums (first: line {}: {}); not metric-stream JSON lines \
+                     (the datums of its first {} lines were merged)",
+                    MAX_REJECTED_BYTES >> 20,
+                    rejected[0].line,
+                    rejected[0].reason,
+                    first_line - 1
+                ));
+                return;
+            }
+        }
+        match merged.add_datums(&decoded.datums, keep) {
+            Ok(more) => added.absorb(more),
+            Err(reason) => problem = Some(reason),
+        }
+    });
+    match streamed {
+        Ok(_) => {}
+        Err(StreamError::Read(e)) => {
+            let fault = match e.into_inner().map(|inner| inner.downcast::<StoreFault>()) {
+                Some(Ok(fault)) => fault.0,
+                Some(Err(other)) => cwms_store::Error::Io { op: "read", location: String::new(), source: std::io::Error::other(other) },
+                None => cwms_store::Error::Io { op: "read", location: String::new(), source: std::io::Error::other("unknown") },
+            };
+            return Err(fault);
+        }
+        Err(other) => return Ok(Read1::Failed(other.to_string())),
+    }
+    Ok(match problem {
+        Some(reason) => Read1::Failed(reason),
+        None => Read1::Decoded { added, rejected },
+    })
+}
+
+/// A store error with its causes, one line: the store's own message is short on purpose.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The chunks of an object as a blocking `Read`, on the decoding thread.
+struct ChannelReader {
+    receiver: tokio::sync::mpsc::Receiver<cwms_store::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(std::io::Error::other(StoreFault(e))),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current.advance(n);
+        Ok(n)
+    }
+}
