@@ -39,9 +39,9 @@ done
 "$python" -c 'import duckdb' 2>/dev/null || { echo "run.sh: $python has no duckdb module (pip install duckdb)" >&2; exit 1; }
 [[ $(nproc --all) -ge 2 ]] || { echo "run.sh: needs 2 cores (taskset -c 0,1)" >&2; exit 1; }
 
-cargo build --release --quiet -p cwms-cli
+cargo build --profile dist --quiet -p cwms-cli
 # A copy, so that a rebuild in the shared target folder cannot swap the binary mid-run.
-cp target/release/cwms "$out/cwms"
+cp target/dist/cwms "$out/cwms"
 cwms=$out/cwms
 duck=("$python" "$PWD/$here/duckdb_compact.py")
 

@@ -11,7 +11,7 @@ unset $(compgen -e | grep '^CWMS_' || true)  # `cwms transform` refuses unknown 
 event=$out/event.json
 [[ -f "$event" ]] || { echo "profile.sh: run benches/transform/run.sh first (it writes $event)" >&2; exit 1; }
 cargo build --quiet --profile profiling -p cwms-cli \
-    --config 'profile.profiling.inherits="release"' --config 'profile.profiling.strip="none"' \
+    --config 'profile.profiling.inherits="dist"' --config 'profile.profiling.strip="none"' \
     --config 'profile.profiling.debug="line-tables-only"'
 perf record --quiet -F 4000 -o "$out/perf.data" -- \
     sh -c "for i in 1 2 3 4 5 6 7 8 9 10; do taskset -c 0 target/profiling/cwms transform --event $event > /dev/null; done"

@@ -2,9 +2,9 @@
 # Transform benchmarks (DESIGN 8), one command:
 #   - speed: `cwms transform` vs the usual Python transform on the same ~6 MB event, one core
 #   - peak RSS of both on that event (target for cwms: <= 4 x event size + 16 MB)
-#   - cold start of the release bootstrap under the real Lambda Runtime API emulator
-#   - stripped size of the release bootstrap (target < 8 MB)
-#   - optionally (BENCH_ARM64=1) `cargo lambda build --release --arm64`
+#   - cold start of the dist-profile bootstrap under the real Lambda Runtime API emulator
+#   - stripped size of the dist-profile bootstrap (target < 8 MB)
+#   - optionally (BENCH_ARM64=1) `cargo lambda build --profile dist --arm64`
 #   - optionally (BEFORE=path/to/an/older/cwms) that build too, in the same hyperfine run, so a
 #     change is measured as a ratio between builds under the same load
 #
@@ -26,9 +26,9 @@ for tool in hyperfine taskset python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (apt-get install -y hyperfine time util-linux)" >&2; exit 1; }
 done
 
-cargo build --release --quiet -p cwms-cli -p cwms-transform
-cwms=target/release/cwms
-bootstrap=target/release/cwms-transform
+cargo build --profile dist --quiet -p cwms-cli -p cwms-transform
+cwms=target/dist/cwms
+bootstrap=target/dist/cwms-transform
 # The interpreter itself, not a wrapper such as a pyenv shim (a shell script that would add
 # tens of milliseconds to every Python run).
 python=$(python3 -c 'import sys; print(sys.executable)')
@@ -103,7 +103,7 @@ arm64="not tried (set BENCH_ARM64=1)"
 if [[ "${BENCH_ARM64:-0}" == 1 ]]; then
     # cargo-lambda cross-compiles with zig (from the ziglang wheel in the venv); it runs
     # `rustup target add aarch64-unknown-linux-gnu` itself when the target is missing.
-    if PATH="$tools/venv/bin:$PATH" cargo-lambda lambda build --release -p cwms-transform --arm64 \
+    if PATH="$tools/venv/bin:$PATH" cargo-lambda lambda build --profile dist -p cwms-transform --arm64 \
         > "$out/arm64-build.log" 2>&1; then
         arm64="built: target/lambda/cwms-transform/bootstrap, $(stat -c %s target/lambda/cwms-transform/bootstrap) bytes"
     else
@@ -143,7 +143,7 @@ print(f"- fixed cost (one-record event): cwms {ct['mean']*1000:.1f} ms wall / {c
 print(f"- peak RSS: cwms {cwms_kb/1024:.1f} MiB, Python {python_kb/1024:.1f} MiB; budget 4 x event + 16 MiB = {budget/2**20:.1f} MiB "
       f"({'met' if cwms_kb*1024 <= budget else 'MISSED'})")
 print(f"- bootstrap size (stripped, release): {bootstrap_bytes:,} bytes = {bootstrap_bytes/2**20:.2f} MiB (target < 8 MB: {'met' if bootstrap_bytes < 8_000_000 else 'MISSED'})")
-print(f"- arm64 (cargo lambda build --release --arm64): {arm64}")
+print(f"- arm64 (cargo lambda build --profile dist --arm64): {arm64}")
 print("- cold start (benches/transform/cold_start.py, 20 runs):")
 for line in open(f"{out}/cold-start.txt"):
     print("    " + line.rstrip())

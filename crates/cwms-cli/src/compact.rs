@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use cwms_compactor::{GlueTarget, Options, Progress, Rebuild, Report};
+#[cfg(feature = "aws")]
+use cwms_compactor::GlueTarget;
+use cwms_compactor::{Options, Progress, Rebuild, Report};
 use cwms_parquet::Codec;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -93,7 +95,12 @@ async fn compact(args: Args) -> anyhow::Result<ExitCode> {
         options.concurrency = n.into();
     }
     if let Some(database) = &args.glue_database {
-        options.glue = Some(GlueTarget::connect(database, &args.glue_table_prefix, &args.lake).await);
+        #[cfg(feature = "aws")]
+        {
+            options.glue = Some(GlueTarget::connect(database, &args.glue_table_prefix, &args.lake).await);
+        }
+        #[cfg(not(feature = "aws"))]
+        anyhow::bail!("--glue-database {database}: this cwms was built without AWS support (its `aws` feature, on by default)");
     }
     let bar = progress_bar();
     options.progress = Some(Arc::new({

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+#[cfg(any(feature = "aws", test))]
 use base64::Engine as _;
+#[cfg(any(feature = "aws", test))]
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cwms_model::utc_hour;
 use cwms_transform::{FirehoseEvent, Outcome, RecordResult};
@@ -145,6 +147,7 @@ impl Firehose {
 }
 
 /// Decodes an error object (gzip or plain): its documents, or why a line is not one.
+#[cfg(any(feature = "aws", test))]
 pub fn read_error_documents(bytes: &[u8]) -> Result<Vec<ErrorDocument>, String> {
     let plain = cwms_decode::decompress(bytes, cwms_decode::DEFAULT_MAX_DECOMPRESSED_BYTES).map_err(|e| e.to_string())?;
     let mut documents = Vec::new();

@@ -11,11 +11,14 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod compact;
+#[cfg(feature = "aws")]
 mod firehose_put;
 mod generate;
 mod local_firehose;
 mod output;
+#[cfg(feature = "aws")]
 mod redrive;
+#[cfg(feature = "aws")]
 mod replay;
 mod run;
 mod transform;
@@ -40,19 +43,27 @@ enum Command {
     /// Compact raw metric-stream objects (a folder or S3) into the Parquet lake.
     Compact(compact::Args),
     /// Send metric-stream NDJSON files (or a raw folder) into a Firehose delivery stream, packed as CloudWatch packs them.
+    #[cfg(feature = "aws")]
     Replay(replay::Args),
     /// Put the records the transform failed (Firehose's processing-failed error objects) back into a delivery stream.
+    #[cfg(feature = "aws")]
     Redrive(redrive::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Warnings of the libraries (a store retrying a read, say) on standard error; RUST_LOG
+    // chooses more (`RUST_LOG=debug`).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Transform(args) => transform::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Compact(args) => compact::run(args),
+        #[cfg(feature = "aws")]
         Command::Replay(args) => replay::run(args),
+        #[cfg(feature = "aws")]
         Command::Redrive(args) => redrive::run(args),
     };
     match result {

@@ -35,12 +35,7 @@ impl GlueTarget {
     }
 }
 
-/// What a registration did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Registered {
-    pub created: usize,
-    pub already_present: usize,
-}
+use crate::report::Registered;
 
 /// Registers `(table, dt, namespace)` partitions, copying each table's storage descriptor
 /// (format, SerDe, columns) with the partition's own location.

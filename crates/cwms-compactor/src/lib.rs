@@ -27,7 +27,7 @@
 //! are public so that a distributed run (e.g. a Step Functions map over raw objects, then a
 //! reduce over lake partitions) can call them on separate workers.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -36,6 +36,7 @@ use cwms_parquet::{LakeObject, Table, WriteOptions};
 use cwms_store::{ObjectMeta, ObjectStore};
 
 pub mod checkpoint;
+#[cfg(feature = "glue")]
 pub mod glue;
 mod map;
 mod merged;
@@ -50,10 +51,12 @@ use merged::Merged;
 use stored::StoredCheckpoint;
 
 pub use checkpoint::{CHECKPOINT_KEY, Checkpoint, CheckpointError};
-pub use glue::{GlueTarget, Registered};
+#[cfg(feature = "glue")]
+pub use glue::GlueTarget;
 pub use map::{Mapped, map_objects};
 pub use publish::{HourRollup, Published, publish_minutes, publish_rollups};
 pub use rebuild::{Rebuild, SelectionError, arrival_hour_ms};
+pub use report::Registered;
 pub use report::{NAMESPACE, ObjectProblem, Report, emf_document, metrics};
 pub use settings::{Settings, SettingsError};
 
@@ -140,6 +143,8 @@ pub struct Options {
     pub folder_grace: Duration,
     /// The current time; `None` reads the clock. Only the checkpoint's bookkeeping uses it.
     pub now_ms: Option<i64>,
+    /// Where to register partitions (a Glue client and target), when configured.
+    #[cfg(feature = "glue")]
     pub glue: Option<(aws_sdk_glue::Client, GlueTarget)>,
     pub fail_point: Option<FailPoint>,
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
@@ -157,6 +162,7 @@ impl Default for Options {
             retry_failed: false,
             folder_grace: Duration::from_secs(6 * 3600),
             now_ms: None,
+            #[cfg(feature = "glue")]
             glue: None,
             fail_point: None,
             progress: None,
@@ -174,7 +180,7 @@ impl std::fmt::Debug for Options {
             .field("max_decompressed_bytes", &self.max_decompressed_bytes)
             .field("rebuild", &self.rebuild)
             .field("retry_failed", &self.retry_failed)
-            .field("glue", &self.glue.as_ref().map(|(_, t)| t))
+            .field("glue", &self.glue_target())
             .field("fail_point", &self.fail_point)
             .finish_non_exhaustive()
     }
@@ -189,6 +195,14 @@ impl Options {
 
     fn fail_at(&self, point: FailPoint) -> Result<()> {
         if self.fail_point == Some(point) { Err(Error::Injected(point)) } else { Ok(()) }
+    }
+
+    /// The Glue target, for messages.
+    fn glue_target(&self) -> Option<String> {
+        #[cfg(feature = "glue")]
+        return self.glue.as_ref().map(|(_, t)| format!("{t:?}"));
+        #[cfg(not(feature = "glue"))]
+        None
     }
 
     /// Which `metrics_1m` objects this run fills: all, or a rebuild's.
@@ -240,7 +254,7 @@ pub async fn compact(raw: &dyn ObjectStore, lake: &dyn ObjectStore, options: &Op
         // Decoding fills the merged partitions; whenever they hold more than `max_points`,
         // the oldest hours are published (merged into their lake objects) to make room.
         // Publishing an hour twice in a batch costs a re-read, never correctness (DESIGN 4.3).
-        let mapped = map::map_with(raw, &batch, options, async |merged: &Arc<Merged>| -> Result<()> {
+        let mapped = map::map_with(raw, &batch, options, Some(options.max_points), async |merged: &Arc<Merged>| -> Result<()> {
             if merged.points() > options.max_points {
                 let keep = options.max_points / 2;
                 let merged = Arc::clone(merged);
@@ -255,6 +269,7 @@ pub async fn compact(raw: &dyn ObjectStore, lake: &dyn ObjectStore, options: &Op
         report.datums += mapped.datums;
         report.duplicates_merged += mapped.duplicates;
         report.lines_rejected += mapped.lines_rejected;
+        report.peak_points = report.peak_points.max(mapped.peak_points);
         for (key, reason) in &mapped.failed {
             report.objects_failed.push(ObjectProblem { location: raw.describe(key), reason: reason.clone() });
         }
@@ -278,8 +293,9 @@ pub async fn compact(raw: &dyn ObjectStore, lake: &dyn ObjectStore, options: &Op
         let batch_clean = batch_clean && rollups.errors.is_empty();
         report.partition_errors.extend(rollups.errors);
 
+        #[cfg(feature = "glue")]
         if let Some((client, target)) = &options.glue {
-            let mut partitions = BTreeSet::new();
+            let mut partitions = std::collections::BTreeSet::new();
             for object in published.touched.iter().chain(&rollups.touched) {
                 partitions.insert((object.table(), object.dt().to_owned(), object.namespace().to_owned()));
             }

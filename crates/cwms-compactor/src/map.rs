@@ -25,8 +25,16 @@ use crate::merged::{Added, Merged};
 use crate::quarantine::{MAX_REJECTED_BYTES, Rejected, RejectedLine};
 use crate::{Error, Options, Partitions, Progress, Result};
 
-/// Plain bytes decoded at a time from one object.
+/// Plain bytes decoded at a time from one object, at most: 4 MiB, or less under a small point
+/// budget, so that a block (about a datum per 250 bytes) is a small share of the budget and a
+/// decoding thread that waits for room overshoots it by little (see [`block_bytes`]).
 const BLOCK_BYTES: usize = 4 << 20;
+
+/// A block of at most `max_points` / 4 datums' worth of lines (64 bytes a point), between 64 KiB
+/// and [`BLOCK_BYTES`].
+fn block_bytes(max_points: usize) -> usize {
+    max_points.saturating_mul(64).clamp(64 << 10, BLOCK_BYTES)
+}
 
 /// How many times an object is read when the store fails in the middle of it.
 const READ_ATTEMPTS: u32 = 3;
@@ -45,6 +53,8 @@ pub struct Mapped {
     pub duplicates: u64,
     pub lines_rejected: u64,
     pub bytes: u64,
+    /// The most merged points held at once while reading.
+    pub peak_points: usize,
 }
 
 /// What came of reading one object.
@@ -60,28 +70,43 @@ enum Read1 {
 
 /// Fetches and decodes raw objects in parallel, grouping their datums by `metrics_1m` object.
 pub async fn map_objects(raw: &dyn ObjectStore, objects: &[&ObjectMeta], options: &Options) -> Result<Mapped> {
-    map_with(raw, objects, options, async |_: &Arc<Merged>| Ok(())).await
+    map_with(raw, objects, options, None, async |_: &Arc<Merged>| Ok(())).await
 }
 
-/// [`map_objects`], calling `after_each` (which may take partitions out) after each object.
+/// [`map_objects`], calling `after_each` (which may take partitions out) after each object,
+/// and, with a `limit`, also every 100 ms while decoding threads wait for points to be taken out
+/// (so that one huge object is published as it is read, not after).
 pub(crate) async fn map_with(
     raw: &dyn ObjectStore,
     objects: &[&ObjectMeta],
     options: &Options,
+    limit: Option<usize>,
     mut after_each: impl AsyncFnMut(&Arc<Merged>) -> Result<()>,
 ) -> Result<Mapped> {
     let merged = Arc::new(Merged::default());
     let mut results = futures::stream::iter(objects.iter().map(|&meta| {
         let merged = Arc::clone(&merged);
         async move {
-            let outcome = read_object(raw, meta, options, &merged).await?;
+            let outcome = read_object(raw, meta, options, &merged, limit).await?;
             Ok::<_, Error>((meta, outcome))
         }
     }))
     .buffer_unordered(options.concurrency.max(1));
 
     let mut mapped = Mapped::default();
-    while let Some((meta, outcome)) = results.try_next().await? {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let next = tokio::select! {
+            next = results.try_next() => next?,
+            _ = tick.tick(), if limit.is_some() => {
+                if limit.is_some_and(|l| merged.points() > l) {
+                    after_each(&merged).await?;
+                }
+                continue;
+            }
+        };
+        let Some((meta, outcome)) = next else { break };
         options.report(Progress::ObjectRead { bytes: meta.size });
         match outcome {
             Read1::Missing => {}
@@ -108,6 +133,7 @@ pub(crate) async fn map_with(
         after_each(&merged).await?;
     }
     drop(results);
+    mapped.peak_points = merged.peak();
     let all = Arc::clone(&merged);
     mapped.partitions = tokio::task::spawn_blocking(move || all.take_all()).await.map_err(|e| Error::Task(e.to_string()))?;
     mapped.decoded.sort();
@@ -135,7 +161,13 @@ impl std::fmt::Display for StoreFault {
 
 impl std::error::Error for StoreFault {}
 
-async fn read_object(raw: &dyn ObjectStore, meta: &ObjectMeta, options: &Options, merged: &Arc<Merged>) -> Result<Read1> {
+async fn read_object(
+    raw: &dyn ObjectStore,
+    meta: &ObjectMeta,
+    options: &Options,
+    merged: &Arc<Merged>,
+    limit: Option<usize>,
+) -> Result<Read1> {
     if let Some(problem) = &meta.problem {
         return Ok(Read1::Failed(problem.clone()));
     }
@@ -166,9 +198,10 @@ async fn read_object(raw: &dyn ObjectStore, meta: &ObjectMeta, options: &Options
             }
         };
         let (merged_c, keep) = (Arc::clone(merged), options.keep());
-        let cap = options.max_decompressed_bytes;
-        let decode =
-            tokio::task::spawn_blocking(move || decode_object(ChannelReader { receiver, current: Bytes::new() }, cap, &merged_c, &*keep));
+        let (cap, block) = (options.max_decompressed_bytes, block_bytes(options.max_points));
+        let decode = tokio::task::spawn_blocking(move || {
+            decode_object(ChannelReader { receiver, current: Bytes::new() }, cap, block, &merged_c, &*keep, limit)
+        });
         let ((), decoded) = tokio::join!(forward, decode);
         match decoded.map_err(|e| Error::Task(e.to_string()))? {
             Ok(read) => return Ok(read),
@@ -185,14 +218,16 @@ async fn read_object(raw: &dyn ObjectStore, meta: &ObjectMeta, options: &Options
 fn decode_object(
     reader: ChannelReader,
     cap: u64,
+    block_bytes: usize,
     merged: &Merged,
     keep: &(dyn Fn(&LakeObject) -> bool + Sync),
+    limit: Option<usize>,
 ) -> std::result::Result<Read1, cwms_store::Error> {
     let mut added = Added::default();
     let mut rejected: Vec<RejectedLine> = Vec::new();
     let mut rejected_bytes = 0usize;
     let mut problem: Option<String> = None;
-    let streamed = cwms_decode::for_each_block(reader, cap, BLOCK_BYTES, |block, first_line| {
+    let streamed = cwms_decode::for_each_block(reader, cap, block_bytes, |block, first_line| {
         if problem.is_some() {
             return;
         }
@@ -222,6 +257,9 @@ fn decode_object(
         match merged.add_datums(&decoded.datums, keep) {
             Ok(more) => added.absorb(more),
             Err(reason) => problem = Some(reason),
+        }
+        if let Some(limit) = limit {
+            merged.wait_for_room(limit);
         }
     });
     match streamed {

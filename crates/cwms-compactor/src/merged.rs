@@ -8,7 +8,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Condvar, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use cwms_merge::{Outcome, Partition};
 use cwms_model::Datum;
@@ -40,6 +41,10 @@ pub(crate) struct Merged {
     partitions: RwLock<HashMap<LakeObject, Mutex<Partition>>>,
     /// Points held (the sum of the partitions' lengths).
     points: AtomicUsize,
+    /// Where decoding threads wait for room (see [`Merged::wait_for_room`]).
+    room: (Mutex<()>, Condvar),
+    /// The most points held at once.
+    peak: AtomicUsize,
 }
 
 impl Merged {
@@ -90,13 +95,31 @@ impl Merged {
                 insert(&mut partition.lock().unwrap_or_else(PoisonError::into_inner), &datums);
             }
         }
-        self.points.fetch_add(inserted, Ordering::Relaxed);
+        let now = self.points.fetch_add(inserted, Ordering::Relaxed) + inserted;
+        self.peak.fetch_max(now, Ordering::Relaxed);
         Ok(added)
+    }
+
+    /// The most points held at once so far.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
     }
 
     /// Points held now.
     pub fn points(&self) -> usize {
         self.points.load(Ordering::Relaxed)
+    }
+
+    /// Blocks the calling (decoding) thread while more than `limit` points are held, until the
+    /// publishing side takes some out ([`Merged::take_oldest`] wakes it): so one huge raw object
+    /// cannot fill memory before anything is published. Waits in short steps, so a wake-up that
+    /// comes just before the wait is never lost.
+    pub fn wait_for_room(&self, limit: usize) {
+        let (lock, room) = &self.room;
+        let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while self.points() > limit {
+            guard = room.wait_timeout(guard, Duration::from_millis(50)).unwrap_or_else(PoisonError::into_inner).0;
+        }
     }
 
     /// Removes and returns the partitions of the oldest hours until at most `keep` points
@@ -121,6 +144,8 @@ impl Merged {
             held -= len;
         }
         self.points.store(held, Ordering::Relaxed);
+        drop(partitions);
+        self.room.1.notify_all();
         taken
     }
 

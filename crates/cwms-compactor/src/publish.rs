@@ -12,11 +12,11 @@
 //! A rebuild lifts both: it merges into a readable object, replaces a corrupt one, and creates
 //! a missing one from what the raw zone holds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cwms_merge::{Partition, rollup_hourly};
+use cwms_merge::{HourlyRollup, Partition};
 use cwms_parquet::{LakeObject, Table, partition_path};
 use cwms_store::{ObjectMeta, ObjectStore, PutMode, PutOutcome};
 use futures::StreamExt;
@@ -197,33 +197,22 @@ async fn merge_and_write(lake: &dyn ObjectStore, object: &LakeObject, incoming: 
         if existing.is_none() && !rebuilding {
             check_not_lost(lake, object).await?;
         }
+        // Merged a row group at a time (cwms_parquet::merge_into_object): memory does not grow
+        // with the size of the object.
         let (bytes, duplicates, rollup, replaced) = blocking(move || -> Result<(Bytes, u64, Partition, bool), String> {
-            let decoded;
-            let mut replaced = false;
-            let readable = match existing_bytes {
-                Some(bytes) => match cwms_parquet::decode(bytes, &object_c, &location) {
-                    Ok(partition) => Some(partition),
-                    // A rebuild replaces a corrupt object by what the raw zone holds.
-                    Err(_) if rebuilding => {
-                        replaced = true;
-                        None
-                    }
-                    // Otherwise a corrupt lake object stops here; it is never overwritten.
-                    Err(e) => return Err(corrupt_advice(&e, &location, &object_c)),
-                },
-                None => None,
-            };
-            let (merged, duplicates) = match readable {
-                Some(mut partition) => {
-                    let duplicates = partition.merge(&incoming_c).duplicates() as u64;
-                    decoded = partition;
-                    (&decoded, duplicates)
+            let merged = match cwms_parquet::merge_into_object(existing_bytes.clone(), &incoming_c, &object_c, &write, &location) {
+                Ok(merged) => (merged, false),
+                // A rebuild replaces a corrupt object by what the raw zone holds.
+                Err(_) if rebuilding && existing_bytes.is_some() => {
+                    let fresh = cwms_parquet::merge_into_object(None, &incoming_c, &object_c, &write, &location)
+                        .map_err(|e| without_location(&e.to_string(), &location))?;
+                    (fresh, true)
                 }
-                // Nothing to merge with: the incoming partition is the content.
-                None => (&*incoming_c, 0),
+                // Otherwise a corrupt lake object stops here; it is never overwritten.
+                Err(e) => return Err(corrupt_advice(&e, &location, &object_c)),
             };
-            let bytes = cwms_parquet::encode(merged, &object_c, &write).map_err(|e| without_location(&e.to_string(), &location))?;
-            Ok((bytes, duplicates, rollup_hourly(merged), replaced))
+            let (merged, replaced) = merged;
+            Ok((merged.bytes, merged.duplicates, merged.rollup.unwrap_or_default(), replaced))
         })
         .await?
         .map_err(WriteError::Object)?;
@@ -245,16 +234,24 @@ async fn write_day(
     let key = day.key();
     for _ in 0..MAX_WRITE_ATTEMPTS {
         let existing = lake.get(&key).await?;
-        let mut rows = match &existing {
+        // The hours the day's object holds (read a batch of rows at a time, as below).
+        let present: BTreeSet<i64> = match &existing {
             Some(found) => {
                 let (bytes, day_c, location) = (found.bytes.clone(), day.clone(), lake.describe(&key));
-                blocking(move || cwms_parquet::decode(bytes, &day_c, &location).map_err(|e| corrupt_advice(&e, &location, &day_c)))
-                    .await?
-                    .map_err(WriteError::Object)?
+                blocking(move || {
+                    let mut hours = BTreeSet::new();
+                    cwms_parquet::decode_chunks(bytes, &day_c, &location, |chunk| {
+                        hours.extend(chunk.timestamps());
+                        Ok(())
+                    })
+                    .map(|()| hours)
+                    .map_err(|e| corrupt_advice(&e, &location, &day_c))
+                })
+                .await?
+                .map_err(WriteError::Object)?
             }
-            None => Partition::new(),
+            None => BTreeSet::new(),
         };
-        let present = rows.timestamps();
         // The hours to take from this run, unless their object changed since it was written.
         let listing = lake.list(&partition_path(Table::Metrics1m, day.dt(), day.namespace())).await?;
         let mut fresh: Vec<&Partition> = Vec::new();
@@ -280,28 +277,47 @@ async fn write_day(
                 from_lake.push(object.clone());
             }
         }
-        let replaced: Vec<i64> =
+        let replaced: BTreeSet<i64> =
             hours.iter().map(|(o, _)| o.time_range_ms().start).chain(from_lake.iter().map(|o| o.time_range_ms().start)).collect();
-        rows.retain_timestamps(|ts| !replaced.contains(&ts));
+        let mut new_rows = Partition::new();
         for partition in fresh {
-            rows.merge(partition);
+            new_rows.merge(partition);
         }
         for object in from_lake {
             let key = object.key();
             let Some(found) = lake.get(&key).await? else { continue };
             let location = lake.describe(&key);
             let rollup = blocking(move || {
-                cwms_parquet::decode(found.bytes, &object, &location)
-                    .map(|p| rollup_hourly(&p))
-                    .map_err(|e| corrupt_advice(&e, &location, &object))
+                let mut rollup = HourlyRollup::new();
+                cwms_parquet::decode_chunks(found.bytes, &object, &location, |chunk| {
+                    for row in chunk.rows() {
+                        rollup.add(row.series, row.timestamp_ms, row.value);
+                    }
+                    Ok(())
+                })
+                .map(|()| rollup.finish())
+                .map_err(|e| corrupt_advice(&e, &location, &object))
             })
             .await?
             .map_err(WriteError::Object)?;
-            rows.merge(&rollup);
+            new_rows.merge(&rollup);
         }
-        let (day_c, write) = (day.clone(), options.write.clone());
-        let bytes =
-            blocking(move || cwms_parquet::encode(&rows, &day_c, &write).map_err(|e| e.to_string())).await?.map_err(WriteError::Object)?;
+        let (day_c, write, location) = (day.clone(), options.write.clone(), lake.describe(&key));
+        let existing_bytes = existing.as_ref().map(|o| o.bytes.clone());
+        let bytes = blocking(move || {
+            cwms_parquet::merge_into_object_where(
+                existing_bytes,
+                |row| !replaced.contains(&row.timestamp_ms),
+                &new_rows,
+                &day_c,
+                &write,
+                &location,
+            )
+            .map(|merged| merged.bytes)
+            .map_err(|e| without_location(&e.to_string(), &location))
+        })
+        .await?
+        .map_err(WriteError::Object)?;
         if let Some((bytes_written, etag)) = put_if_changed(lake, &key, existing.as_ref(), bytes).await? {
             return Ok(Write { bytes_written, duplicates: 0, etag, rollup: None, replaced: false });
         }

@@ -2,7 +2,12 @@
 
 use std::time::Duration;
 
-use crate::glue::Registered;
+/// What a registration of partitions in Glue did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Registered {
+    pub created: usize,
+    pub already_present: usize,
+}
 
 /// A problem with one object that did not stop the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +37,8 @@ pub struct Report {
     pub rejected: Vec<ObjectProblem>,
     /// Datums that arrived more than once (within the run or already in the lake) and were merged.
     pub duplicates_merged: u64,
+    /// The most merged points held in memory at once (bounded by `Options::max_points`).
+    pub peak_points: usize,
     /// `metrics_1m` objects written (changed) and found unchanged.
     pub minute_objects_written: usize,
     pub minute_objects_unchanged: usize,
@@ -72,6 +79,7 @@ impl Report {
             "lines_rejected": self.lines_rejected,
             "rejected": problems(&self.rejected),
             "duplicates_merged": self.duplicates_merged,
+            "peak_points": self.peak_points,
             "minute_objects_written": self.minute_objects_written,
             "minute_objects_unchanged": self.minute_objects_unchanged,
             "hour_objects_written": self.hour_objects_written,

@@ -525,3 +525,36 @@ async fn the_decompression_cap_is_a_setting_and_names_the_object() {
     let report = run(&raw, &lake, &Options { retry_failed: true, ..options() }).await.unwrap();
     assert!(report.is_success() && report.datums == 2000, "{report:?}");
 }
+
+/// One raw object holding many hours is published as it is read: the points held stay near the
+/// budget however large the object, and the lake is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_huge_object_is_published_while_it_is_read() {
+    let mut text = String::new();
+    for hour in 0..8 {
+        for instance in 0..400 {
+            for minute in 0..10 {
+                text += &line(
+                    "AWS/EC2",
+                    "CPUUtilization",
+                    instance,
+                    T0 + hour * HOUR + minute * 60_000,
+                    1.0,
+                    (instance + minute as usize) as f64,
+                );
+            }
+        }
+    }
+    let objects = vec![("2025/11/26/13/huge.gz".to_owned(), gzip(&text))];
+    let reference = reference_lake(&objects).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_raw(&dir.path().join("raw"), &objects).await;
+    let max_points = 4_000;
+    let options = Options { max_points, concurrency: 2, ..options() };
+    let report = run(&dir.path().join("raw"), &dir.path().join("lake"), &options).await.unwrap();
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(report.datums, 32_000);
+    // 32,000 points, never more than the budget and a block (64 bytes of lines a point) at once.
+    assert!(report.peak_points > max_points / 2 && report.peak_points <= max_points + max_points / 2, "peak {} points", report.peak_points);
+    assert_eq!(snapshot(&dir.path().join("lake")), reference);
+}

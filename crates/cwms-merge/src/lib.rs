@@ -32,7 +32,7 @@ use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use cwms_model::Datum;
 
 pub use partition::{MergeStats, Outcome, Partition, PointValue, Row};
-pub use rollup::{HOUR_MS, hour_start_ms, rollup_hourly};
+pub use rollup::{HOUR_MS, HourlyRollup, hour_start_ms, rollup_hourly};
 pub use series::SeriesKey;
 
 /// Merges datums into a partition by the merge law and reports what happened; the number of

@@ -122,7 +122,9 @@ impl std::ops::AddAssign for MergeStats {
 /// One row of the lake, borrowed from a [`Partition`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Row<'p> {
-    pub series: &'p SeriesKey,
+    /// The series, shared: a row copied into another partition ([`Partition::insert_row`])
+    /// shares its key rather than copying its strings.
+    pub series: &'p Arc<SeriesKey>,
     /// Epoch milliseconds.
     pub timestamp_ms: i64,
     pub value: &'p PointValue,
@@ -276,6 +278,11 @@ impl Partition {
         }
     }
 
+    /// Merges one row (of this partition or another) in by the merge law.
+    pub fn insert_row(&mut self, row: &Row<'_>) -> Outcome {
+        self.insert_point(row.series, row.timestamp_ms, row.value.clone())
+    }
+
     /// Keeps only the points for which `keep(timestamp_ms)` is true (the compactor replaces the
     /// hours of a rollup it recomputed this way).
     pub fn retain_timestamps(&mut self, mut keep: impl FnMut(i64) -> bool) {
@@ -288,7 +295,7 @@ impl Partition {
     }
 
     /// Adds a point of a series taken from another partition (used by rollups).
-    pub(crate) fn insert_point(&mut self, series: &Arc<SeriesKey>, timestamp_ms: i64, value: PointValue) -> Outcome {
+    pub fn insert_point(&mut self, series: &Arc<SeriesKey>, timestamp_ms: i64, value: PointValue) -> Outcome {
         let series = self.series.intern_key(series);
         match self.points.entry((series, timestamp_ms)) {
             Entry::Vacant(entry) => {

@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::partition::{Partition, PointValue};
+use crate::series::SeriesKey;
 
 /// Milliseconds in an hour. Unix time has no leap seconds, so every UTC hour starts at a
 /// multiple of this.
@@ -36,36 +37,78 @@ pub fn rollup_hourly(partition: &Partition) -> Partition {
     // Timestamps are unique within a series, so this order is total and the additions below
     // always happen in the same order.
     points.sort_unstable_by_key(|&(series, ts, _)| (series, ts));
-    let mut rollup = Partition::new();
-    let mut start = 0;
-    while start < points.len() {
-        let (series, first_ts, first) = points[start];
-        let hour = hour_start_ms(first_ts);
-        let end = start + points[start..].iter().take_while(|&&(s, ts, _)| s == series && hour_start_ms(ts) == hour).count();
-        rollup.insert_point(partition.series_key(series), hour, combine(first, &points[start + 1..end]));
-        start = end;
+    let mut rollup = HourlyRollup::new();
+    for (series, timestamp_ms, value) in points {
+        rollup.add(partition.series_key(series), timestamp_ms, value);
     }
-    rollup
+    rollup.finish()
 }
 
-/// Combines the points of one series-hour, sorted by timestamp.
+/// [`rollup_hourly`] built a point at a time, for points that stream past rather than sit in one
+/// partition (the compactor merges a lake object row group by row group).
 ///
-/// The fold starts from the first point rather than from zero, so that a single point comes
-/// back bit for bit (`0.0 + -0.0` would turn a `-0.0` sum into `0.0`).
-fn combine(first: &PointValue, rest: &[(usize, i64, &PointValue)]) -> PointValue {
-    let (mut count, mut sum, mut min, mut max, mut unit) = (first.count, first.sum, first.min, first.max, &first.unit);
-    for &(_, _, value) in rest {
-        count += value.count;
-        sum += value.sum;
-        if value.min.total_cmp(&min) == Ordering::Less {
-            min = value.min;
-        }
-        if value.max.total_cmp(&max) == Ordering::Greater {
-            max = value.max;
-        }
-        unit = &value.unit;
+/// Each series' points must come in timestamp order (any interleaving of series is fine): the
+/// rows of a lake object do, and then the result is [`rollup_hourly`]'s, bit for bit.
+#[derive(Default)]
+pub struct HourlyRollup {
+    /// By series fingerprint: the series (compared in full, fingerprints may collide) with its
+    /// current hour and that hour's running values.
+    open: std::collections::HashMap<i64, Vec<(Arc<SeriesKey>, i64, PointValue)>>,
+    done: Partition,
+}
+
+impl HourlyRollup {
+    pub fn new() -> Self {
+        Self::default()
     }
-    PointValue { unit: Arc::clone(unit), count, sum, max, min, stats: Box::new([]) }
+
+    /// Adds a point; see the type's documentation for the order.
+    pub fn add(&mut self, series: &Arc<SeriesKey>, timestamp_ms: i64, value: &PointValue) {
+        let hour = hour_start_ms(timestamp_ms);
+        let slot = self.open.entry(series.series_id()).or_default();
+        match slot.iter_mut().find(|(key, _, _)| **key == **series) {
+            Some((key, open_hour, running)) if *open_hour == hour => {
+                let _ = key;
+                fold(running, value);
+            }
+            Some((key, open_hour, running)) => {
+                let finished = std::mem::replace(running, start(value));
+                self.done.insert_point(key, *open_hour, finished);
+                *open_hour = hour;
+            }
+            None => slot.push((Arc::clone(series), hour, start(value))),
+        }
+    }
+
+    /// The rollup: one row per series per hour seen.
+    pub fn finish(mut self) -> Partition {
+        for (_, entries) in self.open {
+            for (key, hour, value) in entries {
+                self.done.insert_point(&key, hour, value);
+            }
+        }
+        self.done
+    }
+}
+
+/// A series-hour's running values, from its first point. The fold starts from the first point
+/// rather than from zero, so that a single point comes back bit for bit (`0.0 + -0.0` would
+/// turn a `-0.0` sum into `0.0`).
+fn start(first: &PointValue) -> PointValue {
+    PointValue { unit: Arc::clone(&first.unit), count: first.count, sum: first.sum, max: first.max, min: first.min, stats: Box::new([]) }
+}
+
+/// Adds the next point of a series-hour (in timestamp order) to its running values.
+fn fold(running: &mut PointValue, value: &PointValue) {
+    running.count += value.count;
+    running.sum += value.sum;
+    if value.min.total_cmp(&running.min) == Ordering::Less {
+        running.min = value.min;
+    }
+    if value.max.total_cmp(&running.max) == Ordering::Greater {
+        running.max = value.max;
+    }
+    running.unit = Arc::clone(&value.unit);
 }
 
 #[cfg(test)]

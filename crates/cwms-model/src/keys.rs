@@ -129,10 +129,17 @@ mod tests {
 
     #[test]
     fn series_id_is_stable_and_separates_fields() {
-        // The value is part of the lake's contract: it must never change between releases.
+        // The value is part of the lake's contract: it must never change between releases. These
+        // literals were computed independently (Python's `xxhash.xxh3_64` over the documented
+        // length-prefixed fields), so flipping the prefix's byte order, seeding the hash or
+        // dropping a field fails here.
+        assert_eq!(series_id("1234567890", "us-east-1", "AWS/EC2", "CPUUtilization", "InstanceId=i-1"), -9_074_687_097_455_167_890);
+        assert_eq!(series_id("ab", "c", "n", "m", ""), -4_649_674_148_394_303_702);
+        assert_eq!(series_id("a", "bc", "n", "m", ""), 7_770_130_956_464_768_746);
+        assert_eq!(series_id("a", "r", "n", "m", ""), -5_889_417_190_847_247_340);
         assert_eq!(
-            series_id("1234567890", "us-east-1", "AWS/EC2", "CPUUtilization", "InstanceId=i-1"),
-            series_id("1234567890", "us-east-1", "AWS/EC2", "CPUUtilization", "InstanceId=i-1")
+            series_id("123456789012", "eu-west-1", "My App/Prod:v1", "Latency", r"Path=/api/v1\,items\=5,Stage=prod"),
+            -3_050_104_129_268_659_313
         );
         assert_ne!(series_id("ab", "c", "n", "m", ""), series_id("a", "bc", "n", "m", ""));
         assert_ne!(series_id("a", "r", "n", "m", "x=1"), series_id("a", "r", "n", "m", "x=2"));

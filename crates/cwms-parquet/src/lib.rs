@@ -24,13 +24,14 @@ mod write;
 mod tests;
 
 pub use path::{DAY_OBJECT_NAME, LakeObject, Table, hive_escape, hive_unescape, partition_path};
-pub use read::{decode, row_count};
+pub use read::{decode, decode_chunks, row_count};
 pub use schema::{
     MAP_ENTRIES, MAP_KEY, MAP_VALUE, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TIMESTAMP_TZ, column, dictionary_string, lake_schema,
 };
 pub use write::{
-    Codec, DEFAULT_DATA_PAGE_ROWS, DEFAULT_MAX_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, PLAIN_COLUMNS, SORTING_COLUMNS, WriteOptions, ZstdLevel,
-    created_by, encode, to_record_batch, writer_properties,
+    Codec, DEFAULT_DATA_PAGE_ROWS, DEFAULT_MAX_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, LakeWriter, MergedObject, PLAIN_COLUMNS,
+    SORTING_COLUMNS, WriteOptions, ZstdLevel, created_by, encode, lake_row_order, merge_into_object, merge_into_object_where,
+    to_record_batch, writer_properties,
 };
 
 /// A boxed error from the Parquet or Arrow libraries.

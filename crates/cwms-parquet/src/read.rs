@@ -30,6 +30,32 @@ const READ_BATCH_ROWS: usize = 64 * 1024;
 /// repeats); timestamps must be whole milliseconds inside the object's hour (`metrics_1m`) or
 /// day (`metrics_1h`, on the hour, without additional statistics).
 pub fn decode(bytes: Bytes, object: &LakeObject, location: &str) -> Result<Partition> {
+    let reader = open_reader(bytes, location)?;
+    let mut decoder = RowDecoder::new(object, location);
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::Corrupt { object: location.to_owned(), source: Box::new(e) })?;
+        decoder.decode_batch(&batch)?;
+    }
+    Ok(decoder.partition)
+}
+
+/// [`decode`] a batch of rows at a time: `visit` gets the object's rows in the lake's order, as
+/// partitions of at most 65,536 rows each, so that an object of any size is read in bounded
+/// memory. Everything [`decode`] checks is checked (the order across batches too); on an error,
+/// the batches before it have been visited.
+pub fn decode_chunks(bytes: Bytes, object: &LakeObject, location: &str, mut visit: impl FnMut(Partition) -> Result<()>) -> Result<()> {
+    let reader = open_reader(bytes, location)?;
+    let mut decoder = RowDecoder::new(object, location);
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::Corrupt { object: location.to_owned(), source: Box::new(e) })?;
+        decoder.decode_batch(&batch)?;
+        visit(std::mem::take(&mut decoder.partition))?;
+    }
+    Ok(())
+}
+
+/// A batch reader over a lake file, after checking its schema version and columns.
+fn open_reader(bytes: Bytes, location: &str) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
     let corrupt = |source: Box<dyn std::error::Error + Send + Sync>| Error::Corrupt { object: location.to_owned(), source };
     let schema_error = |detail: String| Error::Schema { object: location.to_owned(), detail };
 
@@ -53,17 +79,10 @@ pub fn decode(bytes: Bytes, object: &LakeObject, location: &str) -> Result<Parti
     // lake's Arrow types even if the file lacks the embedded Arrow schema.
     let metadata = ArrowReaderMetadata::try_new(Arc::clone(metadata.metadata()), ArrowReaderOptions::new().with_schema(lake_schema()))
         .map_err(|e| schema_error(e.to_string()))?;
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
+    ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
         .with_batch_size(READ_BATCH_ROWS)
         .build()
-        .map_err(|e| corrupt(Box::new(e)))?;
-
-    let mut decoder = RowDecoder::new(object, location);
-    for batch in reader {
-        let batch = batch.map_err(|e| corrupt(Box::new(e)))?;
-        decoder.decode_batch(&batch)?;
-    }
-    Ok(decoder.partition)
+        .map_err(|e| corrupt(Box::new(e)))
 }
 
 /// The number of rows in a Parquet file, read from its footer alone.

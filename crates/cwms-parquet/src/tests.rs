@@ -342,3 +342,86 @@ fn damaged_bytes_never_panic() {
         assert!(outcome.is_ok(), "round {round} panicked");
     }
 }
+
+/// The reference of a merge into a lake object: decode it whole, merge, encode.
+fn merged_whole(existing: Option<&Bytes>, incoming: &Partition, options: &WriteOptions) -> (Bytes, u64, Partition) {
+    let mut merged = match existing {
+        Some(bytes) => decode_minutes(bytes.clone()).unwrap(),
+        None => Partition::new(),
+    };
+    let duplicates = merged.merge(incoming).duplicates() as u64;
+    (encode(&merged, &minutes_object(), options).unwrap(), duplicates, rollup_hourly(&merged))
+}
+
+fn check_streaming_merge(existing: &[OwnedDatum], incoming: &[OwnedDatum], options: &WriteOptions) {
+    let existing = (!existing.is_empty()).then(|| encode(&partition_of(existing), &minutes_object(), options).unwrap());
+    let incoming = partition_of(incoming);
+    let (bytes, duplicates, rollup) = merged_whole(existing.as_ref(), &incoming, options);
+    let streamed = merge_into_object(existing, &incoming, &minutes_object(), options, "test").unwrap();
+    assert!(streamed.bytes == bytes, "the streaming merge wrote other bytes than decode + merge + encode");
+    assert_eq!(streamed.duplicates, duplicates);
+    assert_eq!(streamed.rollup.unwrap(), rollup);
+    assert_eq!(streamed.rows as usize, decode_minutes(bytes).unwrap().len());
+}
+
+#[test]
+fn streaming_merge_writes_what_a_whole_merge_writes() {
+    let all = sample(12, 60);
+    let small = WriteOptions {
+        max_row_group_rows: NonZeroUsize::new(97).unwrap(),
+        data_page_rows: NonZeroUsize::new(31).unwrap(),
+        ..WriteOptions::default()
+    };
+    for options in [WriteOptions::default(), small] {
+        // Nothing yet; everything new; interleaved halves; overlapping with changed values.
+        check_streaming_merge(&[], &all, &options);
+        check_streaming_merge(&all, &[], &options);
+        let (even, odd): (Vec<_>, Vec<_>) = all.iter().cloned().enumerate().partition(|(i, _)| i % 2 == 0);
+        let (even, odd): (Vec<OwnedDatum>, Vec<OwnedDatum>) =
+            (even.into_iter().map(|(_, d)| d).collect(), odd.into_iter().map(|(_, d)| d).collect());
+        check_streaming_merge(&even, &odd, &options);
+        let resent: Vec<OwnedDatum> = all.iter().step_by(3).map(|d| Datum { count: d.count + 1.0, ..d.clone() }).collect();
+        let lower: Vec<OwnedDatum> = all.iter().step_by(5).map(|d| Datum { count: d.count - 0.5, sum: -1.0, ..d.clone() }).collect();
+        check_streaming_merge(&all, &resent, &options);
+        check_streaming_merge(&all, &lower, &options);
+        check_streaming_merge(&resent, &all, &options);
+    }
+}
+
+/// An object larger than one read batch (65,536 rows) is merged chunk by chunk, with the same bytes.
+#[test]
+fn streaming_merge_crosses_read_batches() {
+    let all = sample(300, 60);
+    assert!(all.len() > 65_536 + 1000, "{}", all.len());
+    let later: Vec<OwnedDatum> = all.iter().step_by(7).map(|d| Datum { count: d.count + 1.0, ..d.clone() }).collect();
+    check_streaming_merge(&all, &later, &WriteOptions::default());
+    // decode_chunks hands out every row once, in order, in batches of at most 65,536.
+    let bytes = encode_default(&partition_of(&all));
+    let mut sizes = Vec::new();
+    let mut rows = 0;
+    decode_chunks(bytes, &minutes_object(), "test", |chunk| {
+        sizes.push(chunk.len());
+        rows += chunk.len();
+        Ok(())
+    })
+    .unwrap();
+    assert!(sizes.len() >= 2 && sizes.iter().all(|&n| n <= 65_536), "{sizes:?}");
+    assert_eq!(rows, all.len());
+}
+
+#[test]
+fn a_streaming_merge_refuses_what_decode_refuses() {
+    let incoming = partition_of(&sample(2, 5));
+    let err = merge_into_object(
+        Some(Bytes::from_static(b"PAR1 not really")),
+        &incoming,
+        &minutes_object(),
+        &WriteOptions::default(),
+        "x.parquet",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not a readable parquet file"), "{err}");
+    let other_hour = LakeObject::minutes("2026-11-26", "AWS/EC2", 8).unwrap();
+    let err = merge_into_object(None, &incoming, &other_hour, &WriteOptions::default(), "x.parquet").unwrap_err();
+    assert!(err.to_string().contains("outside"), "{err}");
+}

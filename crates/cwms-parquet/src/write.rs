@@ -11,7 +11,9 @@ use arrow_array::{ArrayRef, Float64Array, Int64Array, MapArray, RecordBatch, Str
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, SchemaRef};
 use bytes::Bytes;
-use cwms_merge::{HOUR_MS, Partition, Row};
+use std::cmp::Ordering;
+
+use cwms_merge::{HOUR_MS, HourlyRollup, Partition, Row};
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::Compression;
@@ -223,6 +225,177 @@ pub fn encode(partition: &Partition, object: &LakeObject, options: &WriteOptions
         file.write_row_group(&batch).map_err(write_error)?;
     }
     file.finish().map(Bytes::from).map_err(write_error)
+}
+
+/// The lake's order of rows: (`metric_name`, `dimension_key`, `timestamp`, `account_id`,
+/// `region`, `namespace`), the order [`Partition::rows`] gives and lake files hold. Two rows are
+/// equal in it exactly when they are the same identity (series and timestamp).
+pub fn lake_row_order(a: &Row<'_>, b: &Row<'_>) -> Ordering {
+    let (x, y) = (a.series, b.series);
+    x.metric_name()
+        .cmp(y.metric_name())
+        .then_with(|| x.dimension_key().cmp(y.dimension_key()))
+        .then_with(|| a.timestamp_ms.cmp(&b.timestamp_ms))
+        .then_with(|| x.account_id().cmp(y.account_id()))
+        .then_with(|| x.region().cmp(y.region()))
+        .then_with(|| x.namespace().cmp(y.namespace()))
+}
+
+/// Writes one lake object from rows that come in the lake's order ([`lake_row_order`]), a row
+/// group at a time: the same bytes as [`encode`] of all the rows at once, while holding only one
+/// row group of them (and the file's compressed bytes). For a `metrics_1m` object it also rolls
+/// the rows up ([`HourlyRollup`]) as they pass.
+pub struct LakeWriter<'o> {
+    file: FileWriter,
+    object: &'o LakeObject,
+    location: String,
+    group_rows: usize,
+    /// The rows of the row group being filled.
+    pending: Partition,
+    /// The last row written, as its order key, to check that groups follow each other.
+    last: Option<(String, String, i64, String, String)>,
+    rows: u64,
+    rollup: Option<HourlyRollup>,
+}
+
+impl<'o> LakeWriter<'o> {
+    pub fn new(object: &'o LakeObject, options: &WriteOptions) -> Result<Self> {
+        let location = object.key();
+        let file = FileWriter::new(options).map_err(|e| Error::Write { object: location.clone(), source: Box::new(e) })?;
+        let rollup = (object.table() == Table::Metrics1m).then(HourlyRollup::new);
+        Ok(LakeWriter {
+            file,
+            object,
+            location,
+            group_rows: options.max_row_group_rows.get(),
+            pending: Partition::new(),
+            last: None,
+            rows: 0,
+            rollup,
+        })
+    }
+
+    /// Adds the next row. Rows must come in the lake's order; the same identity twice is merged
+    /// by the merge law.
+    pub fn push(&mut self, row: &Row<'_>) -> Result<()> {
+        self.pending.insert_row(row);
+        if self.pending.len() >= self.group_rows {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let rows = pending.rows();
+        check_rows_belong(&rows, self.object, &self.location)?;
+        let first = &rows[0];
+        let first_key = (
+            first.series.metric_name().to_owned(),
+            first.series.dimension_key().to_owned(),
+            first.timestamp_ms,
+            first.series.account_id().to_owned(),
+            first.series.region().to_owned(),
+        );
+        if self.last.as_ref().is_some_and(|last| *last >= first_key) {
+            return Err(Error::WrongObject { object: self.location.clone(), detail: "rows out of the lake's order".to_owned() });
+        }
+        let batch = batch_of(&rows, &self.location)?;
+        self.file.write_row_group(&batch).map_err(|e| Error::Write { object: self.location.clone(), source: Box::new(e) })?;
+        if let Some(rollup) = &mut self.rollup {
+            for row in &rows {
+                rollup.add(row.series, row.timestamp_ms, row.value);
+            }
+        }
+        let last = &rows[rows.len() - 1];
+        self.last = Some((
+            last.series.metric_name().to_owned(),
+            last.series.dimension_key().to_owned(),
+            last.timestamp_ms,
+            last.series.account_id().to_owned(),
+            last.series.region().to_owned(),
+        ));
+        self.rows += rows.len() as u64;
+        Ok(())
+    }
+
+    /// The file's bytes, its row count, and (for `metrics_1m`) the hourly rollup of its rows.
+    pub fn finish(mut self) -> Result<(Bytes, u64, Option<Partition>)> {
+        self.flush()?;
+        let location = self.location.clone();
+        let bytes = self.file.finish().map_err(|e| Error::Write { object: location, source: Box::new(e) })?;
+        Ok((Bytes::from(bytes), self.rows, self.rollup.map(HourlyRollup::finish)))
+    }
+}
+
+/// What [`merge_into_object`] made.
+#[derive(Debug)]
+pub struct MergedObject {
+    pub bytes: Bytes,
+    pub rows: u64,
+    /// Incoming points whose identity the object already held.
+    pub duplicates: u64,
+    /// The hourly rollup of the merged rows (`metrics_1m` objects).
+    pub rollup: Option<Partition>,
+}
+
+/// Merges `incoming` into the lake object whose current bytes are `existing` (if any), by the
+/// merge law, and encodes the result: the same bytes as decoding the object, merging and
+/// [`encode`]-ing, in memory for a row group of the object at a time rather than the whole
+/// object (both inputs are in the lake's order, so the merge is a merge of two sorted runs).
+/// `location` names the object in errors.
+pub fn merge_into_object(
+    existing: Option<Bytes>,
+    incoming: &Partition,
+    object: &LakeObject,
+    options: &WriteOptions,
+    location: &str,
+) -> Result<MergedObject> {
+    merge_into_object_where(existing, |_| true, incoming, object, options, location)
+}
+
+/// [`merge_into_object`], keeping only the existing rows `keep_existing` accepts (a day's
+/// `metrics_1h` object drops the hours whose rollups are replaced).
+pub fn merge_into_object_where(
+    existing: Option<Bytes>,
+    keep_existing: impl Fn(&Row<'_>) -> bool,
+    incoming: &Partition,
+    object: &LakeObject,
+    options: &WriteOptions,
+    location: &str,
+) -> Result<MergedObject> {
+    let incoming_rows = incoming.rows();
+    check_rows_belong(&incoming_rows, object, location)?;
+    let mut writer = LakeWriter::new(object, options)?;
+    let mut next = 0;
+    let mut duplicates = 0u64;
+    if let Some(bytes) = existing {
+        crate::read::decode_chunks(bytes, object, location, |chunk| {
+            for row in chunk.rows().into_iter().filter(|row| keep_existing(row)) {
+                while next < incoming_rows.len() && lake_row_order(&incoming_rows[next], &row) == Ordering::Less {
+                    writer.push(&incoming_rows[next])?;
+                    next += 1;
+                }
+                if next < incoming_rows.len() && lake_row_order(&incoming_rows[next], &row) == Ordering::Equal {
+                    duplicates += 1;
+                    let theirs = &incoming_rows[next];
+                    writer.push(if row.value.value_order(theirs.value) == Ordering::Less { theirs } else { &row })?;
+                    next += 1;
+                } else {
+                    writer.push(&row)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    for row in &incoming_rows[next..] {
+        writer.push(row)?;
+    }
+    let (bytes, rows, rollup) = writer.finish()?;
+    Ok(MergedObject { bytes, rows, duplicates, rollup })
 }
 
 /// Writes a Parquet file one row group at a time, the columns of each row group encoded in

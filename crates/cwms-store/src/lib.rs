@@ -44,11 +44,13 @@ use std::sync::Arc;
 mod error;
 mod key;
 mod local;
+#[cfg(feature = "s3")]
 mod s3;
 
 pub use error::{Error, Result};
 pub use key::{validate_key, validate_prefix};
 pub use local::LocalStore;
+#[cfg(feature = "s3")]
 pub use s3::{DEFAULT_MULTIPART_PART_SIZE, DEFAULT_MULTIPART_THRESHOLD, MIN_MULTIPART_PART_SIZE, S3Store, s3_client, s3_client_from_env};
 
 /// The boxed future every [`ObjectStore`] method returns, so the trait stays object safe and
@@ -177,7 +179,7 @@ pub fn contains(outer: &str, inner: &str) -> bool {
 /// credentials show up on the first operation.
 pub async fn open(location: &str) -> Result<Arc<dyn ObjectStore>> {
     Ok(match Location::parse(location)? {
-        Location::S3 { bucket, prefix } => Arc::new(S3Store::new(s3_client_from_env().await, bucket, prefix)),
+        Location::S3 { bucket, prefix } => s3_store(bucket, prefix, location).await?,
         Location::Local(path) => Arc::new(LocalStore::create(path).await?),
     })
 }
@@ -193,8 +195,21 @@ pub async fn open(location: &str) -> Result<Arc<dyn ObjectStore>> {
 /// not a directory.
 pub async fn open_existing(location: &str) -> Result<Arc<dyn ObjectStore>> {
     Ok(match Location::parse(location)? {
-        Location::S3 { bucket, prefix } => Arc::new(S3Store::new(s3_client_from_env().await, bucket, prefix)),
+        Location::S3 { bucket, prefix } => s3_store(bucket, prefix, location).await?,
         Location::Local(path) => Arc::new(LocalStore::existing(path).await?),
+    })
+}
+
+#[cfg(feature = "s3")]
+async fn s3_store(bucket: &str, prefix: &str, _location: &str) -> Result<Arc<dyn ObjectStore>> {
+    Ok(Arc::new(S3Store::new(s3_client_from_env().await, bucket, prefix)))
+}
+
+#[cfg(not(feature = "s3"))]
+async fn s3_store(_bucket: &str, _prefix: &str, location: &str) -> Result<Arc<dyn ObjectStore>> {
+    Err(Error::InvalidLocation {
+        location: location.to_owned(),
+        reason: "this cwms was built without S3 support (its `s3` feature, on by default); build it with its default features",
     })
 }
 
