@@ -751,10 +751,9 @@ SETTING_EXAMPLES = {
     "LakeCodec": [
         ("", "ok"), ("zstd", "ok"), ("zstd(1)", "ok"), ("zstd(9)", "ok"), ("zstd(22)", "ok"), ("snappy", "ok"), ("uncompressed", "ok"),
         ("zstd(23)", "refused"), ("zstd(99)", "refused"), ("lz4", "refused"), ("gzip", "refused"), ("zstd()", "refused"),
+        ("zstd(0)", "refused"), ("zstd(-1)", "refused"),
         ("ZSTD", "stricter: the code ignores case, the template takes the documented spelling"),
         ("none", "stricter: an alias of uncompressed"),
-        ("zstd(0)", "stricter: zstd's default level, write zstd"),
-        ("zstd(-1)", "stricter: zstd's fast modes are not offered"),
     ],
     "GlueDatabaseName": [
         ("", "ok"), ("cwms", "ok"), ("cwms_prod", "ok"),

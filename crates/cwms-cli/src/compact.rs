@@ -1,6 +1,6 @@
 //! `cwms compact`: raw metric-stream objects (a folder or `s3://`) into the Parquet lake.
 
-use crate::output::{err, out};
+use crate::output::{err, out, plural};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +81,17 @@ async fn compact(args: Args) -> anyhow::Result<ExitCode> {
     }
     let rebuild = if args.rebuild { Some(Rebuild::new(args.dt.clone(), args.hour.clone(), args.namespace.clone())?) } else { None };
     let raw = cwms_store::open_existing(&args.raw).await.with_context(|| format!("opening the raw zone {}", args.raw))?;
+    // Refused before the lake's folder is made, so a mistake leaves nothing inside the raw zone.
+    if !args.lake.contains("://")
+        && let Ok(lake) = std::path::absolute(&args.lake)
+        && cwms_store::contains(&raw.identity(), &normalized(&lake))
+    {
+        anyhow::bail!(
+            "the lake {} is inside the raw zone {}: its own files would be read as raw objects; put it beside the raw zone",
+            args.lake,
+            args.raw
+        );
+    }
     let lake = cwms_store::open(&args.lake).await.with_context(|| format!("opening the lake {}", args.lake))?;
     let mut options = Options {
         retry_failed: args.retry_failed,
@@ -128,6 +139,36 @@ async fn compact(args: Args) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// An absolute path with `.` and `..` resolved by their names (the path may not exist yet), and
+/// the longest existing ancestor resolved by the file system (so links compare as the raw zone's
+/// canonical identity does).
+fn normalized(path: &std::path::Path) -> String {
+    let mut out = std::path::PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    let mut existing = out.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name().map(ToOwned::to_owned), existing.parent().map(ToOwned::to_owned)) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = std::fs::canonicalize(&existing).unwrap_or(existing);
+    resolved.extend(rest.into_iter().rev());
+    resolved.display().to_string()
+}
+
 fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -137,12 +178,6 @@ fn progress_bar() -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
-}
-
-/// "1 raw object", "2 raw objects".
-pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
-    let n = n.into();
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 pub fn print_summary(report: &Report) -> anyhow::Result<()> {

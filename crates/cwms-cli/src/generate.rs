@@ -304,10 +304,10 @@ fn write_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: usize, o
             events.len()
         ),
         Output::Stdout => {
-            let mut stdout = std::io::stdout().lock();
             let mut bytes = events.first().map(to_json).unwrap_or_else(|| b"{\"records\":[]}".to_vec());
             bytes.push(b'\n');
-            stdout.write_all(&bytes).and_then(|()| stdout.flush()).context("writing to standard output")?;
+            // A reader that has seen enough (`| head`) is not a failure.
+            crate::output::write_stdout(|stdout| stdout.write_all(&bytes))?;
             Ok(format!("1 event of {} records to standard output", events.first().map_or(0, |e| e.records.len())))
         }
         Output::File(path) => {
@@ -322,7 +322,7 @@ fn write_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: usize, o
             for (path, event) in &files {
                 create_new_file(path)?.write_all(&to_json(event)).with_context(|| format!("writing {}", path.display()))?;
             }
-            Ok(format!("{} to {}", crate::compact::plural(files.len() as u64, "event file", "event files"), folder.display()))
+            Ok(format!("{} to {}", crate::output::plural(files.len() as u64, "event file", "event files"), folder.display()))
         }
     }
 }
@@ -337,7 +337,7 @@ fn write_raw(spec: &Spec, records: &[SampleRecord], out: &Output) -> anyhow::Res
         fs::create_dir_all(parent).with_context(|| format!("creating folder {}", parent.display()))?;
         create_new_file(path)?.write_all(&object.bytes).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(format!("{} under {}", crate::compact::plural(objects.len() as u64, "object", "objects"), folder.join("raw").display()))
+    Ok(format!("{} under {}", crate::output::plural(objects.len() as u64, "object", "objects"), folder.join("raw").display()))
 }
 
 /// Creates the folder and checks, before anything is written, that no file would be overwritten:

@@ -23,7 +23,8 @@ mod replay;
 mod run;
 mod transform;
 
-/// CloudWatch Metric Streams to a Parquet lake: transform, compact, generate, replay, re-drive.
+/// CloudWatch Metric Streams to a Parquet lake: run, transform, compact, generate, and (with the
+/// default `aws` feature) replay and re-drive into Firehose.
 #[derive(Debug, Parser)]
 #[command(name = "cwms", version, about, long_about = None, propagate_version = true)]
 struct Cli {

@@ -63,3 +63,9 @@ macro_rules! err {
 }
 
 pub(crate) use {err, out};
+
+/// "1 raw object", "2 raw objects".
+pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}

@@ -12,7 +12,7 @@
 //! (a later redrive of the same prefix would send them again, which the lake's merge absorbs
 //! but which costs a second pass through the pipeline).
 
-use crate::output::{err, out};
+use crate::output::{err, out, plural};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -112,7 +112,11 @@ async fn redrive(args: Args) -> anyhow::Result<ExitCode> {
         documents += docs;
         bytes += object_bytes;
         if args.dry_run {
-            out!("{location}: {docs} documents, {docs} records ({object_bytes} bytes) would be sent")?;
+            out!(
+                "{location}: {}, {} ({object_bytes} bytes) would be sent",
+                plural(docs, "document", "documents"),
+                plural(docs, "record", "records")
+            )?;
         } else if delivery.undelivered == 0 {
             out!("{location}: {docs} documents, {} records sent", delivery.records)?;
         } else {
@@ -128,7 +132,11 @@ async fn redrive(args: Args) -> anyhow::Result<ExitCode> {
 
     out!("read {documents} documents from {} of {object_count} error objects", object_count - unreadable)?;
     if args.dry_run {
-        out!("dry run: would send {documents} records ({bytes} bytes) to Firehose stream {}; nothing was sent", args.stream)?;
+        out!(
+            "dry run: would send {} ({bytes} bytes) to Firehose stream {}; nothing was sent",
+            plural(documents, "record", "records"),
+            args.stream
+        )?;
     } else {
         out!(
             "sent {} records ({} bytes) to Firehose stream {} in {} PutRecordBatch calls; {} records resent in {} retry calls; the error objects were left in place",

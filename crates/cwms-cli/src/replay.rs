@@ -11,7 +11,7 @@
 //! duplicates nothing of that file (duplicates elsewhere are harmless: the lake's merge keeps
 //! one datum per series and minute).
 
-use crate::output::{err, out};
+use crate::output::{err, out, plural};
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -115,7 +115,13 @@ async fn dry_run(args: Args, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
             || false,
             |path, packed| {
                 // A write that fails here fails again in the summary below, which reports it.
-                let _ = out!("{}: {} lines in {} records ({} bytes)", path.display(), packed.lines, packed.records.len(), packed.bytes);
+                let _ = out!(
+                    "{}: {} in {} ({} bytes)",
+                    path.display(),
+                    plural(packed.lines, "line", "lines"),
+                    plural(packed.records.len() as u64, "record", "records"),
+                    packed.bytes
+                );
             },
         )
     })

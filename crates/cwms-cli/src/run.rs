@@ -64,6 +64,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Spec::default()
     };
     spec.validate().context("invalid data specification")?;
+    let spelled = args.out.to_string_lossy();
+    if spelled.contains("://") || spelled.to_ascii_lowercase().starts_with("s3:") {
+        anyhow::bail!(
+            "--out {spelled}: `cwms run` writes a local folder (a stand-in for the bucket); for S3 use `cwms compact --raw s3://... --lake s3://...`"
+        );
+    }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let out = args.out.canonicalize().with_context(|| format!("resolving {}", args.out.display()))?;
     // A folder that already holds a run's lake: this run's data is merged into it (the merge law
@@ -129,7 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     out!(
         "  transform   {}: {} records ok, {} dropped, {} failed ({} datums out)",
-        crate::compact::plural(events.len() as u64, "event", "events"),
+        crate::output::plural(events.len() as u64, "event", "events"),
         delivery.records_ok,
         delivery.records_dropped,
         delivery.records_failed,
@@ -137,14 +143,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     out!(
         "  firehose    {} in raw/, {} in errors/processing-failed/ (original bytes, for `cwms redrive`)",
-        crate::compact::plural(delivery.raw.len() as u64, "raw object", "raw objects"),
-        crate::compact::plural(delivery.errors.len() as u64, "error object", "error objects")
+        crate::output::plural(delivery.raw.len() as u64, "raw object", "raw objects"),
+        crate::output::plural(delivery.errors.len() as u64, "error object", "error objects")
     )?;
     out!(
         "  compactor   {} read, {} merged, {} failed",
-        crate::compact::plural(report.datums, "datum", "datums"),
-        crate::compact::plural(report.duplicates_merged, "duplicate", "duplicates"),
-        crate::compact::plural(report.objects_failed.len() as u64, "object", "objects")
+        crate::output::plural(report.datums, "datum", "datums"),
+        crate::output::plural(report.duplicates_merged, "duplicate", "duplicates"),
+        crate::output::plural(report.objects_failed.len() as u64, "object", "objects")
     )?;
     out!(
         "  lake        metrics_1m: {} files, {} rows, {} bytes ({:.1} bytes per row); metrics_1h: {} files, {} rows, {} bytes",

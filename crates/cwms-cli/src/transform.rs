@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(outcome) => outcome,
         // A closed pipe (`| head -c 100`): the reader has what it wanted.
         Err(e) => {
-            crate::output::quiet_if_closed(e).context("writing the response")?;
+            crate::output::quiet_if_closed(e).context("writing the response to standard output")?;
             return Ok(ExitCode::SUCCESS);
         }
     };

@@ -82,6 +82,10 @@ pub enum Error {
     Checkpoint { location: String, reason: String },
     #[error("the lake {lake} is inside the raw zone {raw}: its own files would be read as raw objects; put it beside the raw zone")]
     LakeInsideRaw { lake: String, raw: String },
+    #[error(
+        "the rebuild found no datum of the selected partitions ({selection}) in the raw zone {raw}: check the day, hours and namespaces (nothing was changed)"
+    )]
+    NothingToRebuild { selection: String, raw: String },
     #[error("checkpoint {location}: still conflicting after {MAX_WRITE_ATTEMPTS} attempts")]
     CheckpointContention { location: String },
     #[error("glue {operation} on {table}: {message}")]
@@ -315,6 +319,12 @@ pub async fn compact(raw: &dyn ObjectStore, lake: &dyn ObjectStore, options: &Op
         }
     }
 
+    if let Some(rebuild) = &options.rebuild
+        && report.datums == 0
+        && report.objects_failed.is_empty()
+    {
+        return Err(Error::NothingToRebuild { selection: rebuild.to_string(), raw: raw.describe("") });
+    }
     report.lag = listing
         .iter()
         .filter(|o| !stored.checkpoint.is_processed(o, false))

@@ -231,6 +231,21 @@ fn decode_object(
         if problem.is_some() {
             return;
         }
+        // The decoder skips a byte-order mark at the start of its input, as it should at the
+        // start of an object; a later block that starts with one starts with a line that holds
+        // it, which is rejected here exactly as reading the object whole would reject it.
+        let (block, first_line) = match block.strip_prefix(BYTE_ORDER_MARK) {
+            Some(_) if first_line > 1 => {
+                let end = block.iter().position(|&b| b == b'\n').unwrap_or(block.len());
+                let line = block[..end].strip_suffix(b"\r").unwrap_or(&block[..end]);
+                if let Err(reason) = cwms_decode::decode_line(line) {
+                    rejected_bytes += line.len();
+                    rejected.push(RejectedLine { line: first_line, reason: reason.to_string(), bytes: line.to_vec() });
+                }
+                (&block[(end + 1).min(block.len())..], first_line + 1)
+            }
+            _ => (block, first_line),
+        };
         let decoded = cwms_decode::decode_lines(block);
         if !decoded.errors.is_empty() {
             let bad: HashSet<usize> = decoded.errors.iter().map(|e| e.line - 1).collect();
@@ -242,17 +257,17 @@ fn decode_object(
                     rejected.push(RejectedLine { line: first_line + index, reason: error.problem.to_string(), bytes: line.to_vec() });
                 }
             }
-            if rejected_bytes > MAX_REJECTED_BYTES {
-                problem = Some(format!(
-                    "more than {} MiB of its lines are not metric-stream datums (first: line {}: {}); not metric-stream JSON lines \
-                     (the datums of its first {} lines were merged)",
-                    MAX_REJECTED_BYTES >> 20,
-                    rejected[0].line,
-                    rejected[0].reason,
-                    first_line - 1
-                ));
-                return;
-            }
+        }
+        if rejected_bytes > MAX_REJECTED_BYTES {
+            problem = Some(format!(
+                "more than {} MiB of its lines are not metric-stream datums (first: line {}: {}); not metric-stream JSON lines \
+                 (the datums of its first {} lines were merged)",
+                MAX_REJECTED_BYTES >> 20,
+                rejected[0].line,
+                rejected[0].reason,
+                first_line - 1
+            ));
+            return;
         }
         match merged.add_datums(&decoded.datums, keep) {
             Ok(more) => added.absorb(more),
@@ -274,11 +289,24 @@ fn decode_object(
         }
         Err(other) => return Ok(Read1::Failed(other.to_string())),
     }
+    // An object none of whose lines is a datum (a Parquet file, a checkpoint, random bytes) is
+    // not metric-stream data with bad lines, but not metric-stream data: it fails as a whole.
+    if problem.is_none() && !rejected.is_empty() && added.datums + added.skipped == 0 {
+        problem = Some(format!(
+            "none of its {} lines is a metric-stream datum (first: line {}: {}): not metric-stream JSON lines",
+            rejected.len(),
+            rejected[0].line,
+            rejected[0].reason
+        ));
+    }
     Ok(match problem {
         Some(reason) => Read1::Failed(reason),
         None => Read1::Decoded { added, rejected },
     })
 }
+
+/// U+FEFF as UTF-8, which Windows tools put at the start of a text file.
+const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 /// A store error with its causes, one line: the store's own message is short on purpose.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {

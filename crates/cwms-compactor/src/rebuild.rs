@@ -40,6 +40,16 @@ pub struct Rebuild {
     pub namespaces: BTreeSet<String>,
 }
 
+impl std::fmt::Display for Rebuild {
+    /// `--dt 2026-11-26 --hour 10 --namespace 'AWS/EC2'`, as the command line spells it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = self.days.iter().map(|d| format!("--dt {d}")).collect();
+        parts.extend(self.hours.iter().map(|h| format!("--hour {h:02}")));
+        parts.extend(self.namespaces.iter().map(|n| format!("--namespace '{}'", n.replace('\'', "'\\''"))));
+        f.write_str(&parts.join(" "))
+    }
+}
+
 /// A selection that names no real day or hour.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rebuild selection: {0}")]

@@ -80,26 +80,29 @@ pub fn for_each_block<R: Read>(
     // How full the block must get before its whole lines are handed out: a block's size, or
     // more while one line is longer than that.
     let mut target = block_bytes;
+    let mut scratch = vec![0u8; 256 * 1024];
     loop {
         let mut ended = false;
         while block.len() < target {
-            let at = block.len();
-            block.resize(target, 0);
-            let read = match plain.read(&mut block[at..]) {
+            // Read into a small scratch buffer and append, rather than zero-filling the rest of
+            // the block before every read (which cost more than the inflating when the source
+            // hands out small chunks).
+            let want = (target - block.len()).min(scratch.len());
+            let read = match plain.read(&mut scratch[..want]) {
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     drop(plain);
                     let failed = source.get_ref().failed;
                     return Err(if failed { StreamError::Read(e) } else { StreamError::Gzip { reason: e.to_string() } });
                 }
             };
-            block.truncate(at + read);
+            block.extend_from_slice(&scratch[..read]);
             total += read as u64;
             if gzip && total > max_decompressed_bytes {
                 return Err(StreamError::TooLarge { cap: max_decompressed_bytes });
             }
-            if read == 0 && at == block.len() {
+            if read == 0 {
                 ended = true;
                 break;
             }

@@ -60,8 +60,12 @@ pub enum Codec {
 }
 
 impl Codec {
-    /// Zstandard at `level` (1 to 22; negative levels are zstd's fast modes).
+    /// Zstandard at `level`, 1 to 22 (the levels every reader's zstd decodes; the template's
+    /// parameter allows the same).
     pub fn zstd(level: i32) -> Result<Codec> {
+        if !(1..=22).contains(&level) {
+            return Err(Error::Codec { codec: format!("zstd({level})"), reason: "zstd levels are 1 to 22".into() });
+        }
         ZstdLevel::try_new(level).map(Codec::Zstd).map_err(|e| Error::Codec { codec: format!("zstd({level})"), reason: e.to_string() })
     }
 

@@ -68,6 +68,13 @@ impl LocalStore {
     /// [`Error::Io`] when the directory cannot be created.
     pub async fn create(root: impl Into<PathBuf>) -> Result<Self> {
         let store = Self::new(root);
+        if tokio::fs::metadata(&store.root).await.is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::Io {
+                op: "open folder",
+                location: store.root.display().to_string(),
+                source: io::Error::new(io::ErrorKind::NotADirectory, "it is a file, not a folder"),
+            });
+        }
         tokio::fs::create_dir_all(&store.root).await.map_err(|source| Error::Io {
             op: "create directory",
             location: store.root.display().to_string(),
