@@ -24,6 +24,10 @@
 //!   `PutObject` do, and they agree; a multipart ETag is AWS's `md5-of-part-md5s-N`;
 //! - the parts of an upload in progress are `.upload_id-*` files at the root, removed by
 //!   `AbortMultipartUpload`;
+//! - `CompleteMultipartUpload` over an existing object keeps that object's stored checksum
+//!   (the CRC32 of its `PutObject`), so a `GetObject` of the new content, which aws-sdk-s3
+//!   validates by default, fails with `ChecksumMismatch`: multipart replacements are tested on
+//!   moto;
 //! - `If-Match` and `If-None-Match` answer 412 correctly one writer at a time (`If-Match` on a
 //!   missing key too, as AWS does), but the check and the write are not atomic, so several
 //!   racing conditional writers can all win: concurrency tests use moto.

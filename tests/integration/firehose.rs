@@ -6,20 +6,19 @@
 //! reached the stream, and each test compares it with its input as multisets: every line (or
 //! record) arrived exactly once and intact.
 //!
-//! Between cwms and moto sits [`FlakyFirehose`], a small HTTP proxy on a real socket. It records
-//! every call cwms makes (so the tests see the call limits and which entries were resent) and,
-//! on the calls a test chooses, refuses some entries (a 200 answer with `FailedPutCount` and
+//! Between cwms and moto sits [`FlakyFirehose`]: the fault proxy of `cwms_tests::proxy` (a small
+//! HTTP proxy on a real socket) with a plan for `PutRecordBatch`. It records every call cwms
+//! makes (so the tests see the call limits and which entries were resent) and, on the calls a
+//! test chooses, refuses some entries (a 200 answer with `FailedPutCount` and
 //! `ErrorCode`s, the refused records never reaching moto) or the whole call (HTTP 400
 //! `ThrottlingException`, 503 `ServiceUnavailableException`), as a throttled Firehose does. moto
 //! does not check SigV4 signatures, so the proxy may rewrite a call's body.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_firehose::primitives::Blob;
@@ -27,6 +26,7 @@ use aws_sdk_firehose::types::{CompressionFormat, DeliveryStreamType, ExtendedS3D
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cwms_tests::lambda_emulator::built_binary;
+use cwms_tests::proxy::{FaultProxy, Reply, Request, Response, Upstream};
 use cwms_tests::servers::{MotoServer, REGION};
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -804,33 +804,27 @@ struct ProxyState {
     calls: Vec<Call>,
 }
 
-/// An HTTP proxy in front of moto's Firehose that fails the calls its plan says.
+/// A [`FaultProxy`] in front of moto's Firehose that fails the `PutRecordBatch` calls its plan
+/// says, and passes every other request on.
 struct FlakyFirehose {
     /// `http://127.0.0.1:PORT`.
     endpoint: String,
     state: Arc<Mutex<ProxyState>>,
-    stop: Arc<AtomicBool>,
+    _proxy: FaultProxy,
 }
 
 impl FlakyFirehose {
     fn start(upstream: &str, plan: impl FnMut(usize, usize) -> Fault + Send + 'static) -> FlakyFirehose {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(ProxyState { plan: Box::new(plan), calls: Vec::new() }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let upstream = upstream.to_owned();
-        let (thread_state, thread_stop) = (state.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for connection in listener.incoming() {
-                if thread_stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(connection) = connection else { continue };
-                let (state, upstream) = (thread_state.clone(), upstream.clone());
-                std::thread::spawn(move || serve(connection, &upstream, &state));
+        let proxy_state = state.clone();
+        let proxy = FaultProxy::start(upstream, move |request, upstream| {
+            if request.header("x-amz-target").is_some_and(|t| t.ends_with(".PutRecordBatch")) {
+                Reply::Respond(put_record_batch(request, upstream, &proxy_state))
+            } else {
+                Reply::Forward
             }
         });
-        FlakyFirehose { endpoint, state, stop }
+        FlakyFirehose { endpoint: proxy.endpoint.clone(), state, _proxy: proxy }
     }
 
     /// The `PutRecordBatch` calls so far, in arrival order.
@@ -839,99 +833,14 @@ impl FlakyFirehose {
     }
 }
 
-impl Drop for FlakyFirehose {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so it sees the flag.
-        let _ = TcpStream::connect(self.endpoint.trim_start_matches("http://"));
-    }
-}
-
-/// A request as read off the socket.
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// Serves one keep-alive connection until the client closes it.
-fn serve(connection: TcpStream, upstream: &str, state: &Mutex<ProxyState>) {
-    let mut writer = connection.try_clone().unwrap();
-    let mut reader = BufReader::new(connection);
-    while let Some(request) = read_request(&mut reader, &mut writer) {
-        let (status, content_type, body) = if request.header("x-amz-target").is_some_and(|t| t.ends_with(".PutRecordBatch")) {
-            put_record_batch(&request, upstream, state)
-        } else {
-            forward(&request, &request.body, upstream)
-        };
-        let head = format!(
-            "HTTP/1.1 {status} Proxied\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nx-amzn-requestid: flaky-firehose\r\n\r\n",
-            body.len()
-        );
-        if writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(&body)).is_err() {
-            break;
-        }
-    }
-    let _ = writer.shutdown(Shutdown::Both);
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).ok()?;
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        headers.push((name.trim().to_owned(), value.trim().to_owned()));
-    }
-    let mut request = Request { method, path, headers, body: Vec::new() };
-    if request.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
-        writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").ok()?;
-    }
-    assert!(request.header("transfer-encoding").is_none(), "the proxy reads only Content-Length bodies");
-    let length: usize = request.header("content-length").map_or(Some(0), |v| v.parse().ok())?;
-    request.body = vec![0; length];
-    reader.read_exact(&mut request.body).ok()?;
-    Some(request)
-}
-
-/// Passes a request to moto with `body`, and returns moto's status, content type and body.
-fn forward(request: &Request, body: &[u8], upstream: &str) -> (u16, String, Vec<u8>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let url = format!("{upstream}{}", request.path);
-    let mut builder = ureq::http::Request::builder().method(request.method.as_str()).uri(url);
-    for (name, value) in &request.headers {
-        if !["host", "content-length", "connection", "expect", "transfer-encoding"].iter().any(|h| name.eq_ignore_ascii_case(h)) {
-            builder = builder.header(name, value);
-        }
-    }
-    let mut response = agent.run(builder.body(body.to_vec()).unwrap()).expect("moto answers");
-    let content_type =
-        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/x-amz-json-1.1").to_owned();
-    let status = response.status().as_u16();
-    let body = response.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
-    (status, content_type, body)
-}
-
 /// Applies the plan to one `PutRecordBatch` call.
-fn put_record_batch(request: &Request, upstream: &str, state: &Mutex<ProxyState>) -> (u16, String, Vec<u8>) {
+fn put_record_batch(request: &Request, upstream: &Upstream, state: &Mutex<ProxyState>) -> Response {
     const JSON: &str = "application/x-amz-json-1.1";
+    let answer = |status: u16, body: String| {
+        let mut response = Response::new(status, JSON, body);
+        response.headers.push(("x-amzn-requestid".to_owned(), "flaky-firehose".to_owned()));
+        response
+    };
     let mut call: Value = serde_json::from_slice(&request.body).expect("PutRecordBatch sends JSON");
     let records: Vec<Vec<u8>> = call["Records"]
         .as_array()
@@ -951,8 +860,7 @@ fn put_record_batch(request: &Request, upstream: &str, state: &Mutex<ProxyState>
         Fault::Pass => Vec::new(),
         Fault::FailEntries(entries) => entries,
         Fault::Reject { status, code } => {
-            let body = json!({"__type": code, "message": "Rate exceeded (flaky-firehose)"}).to_string();
-            return (status, JSON.to_owned(), body.into_bytes());
+            return answer(status, json!({"__type": code, "message": "Rate exceeded (flaky-firehose)"}).to_string());
         }
     };
     let kept: Vec<Value> =
@@ -961,11 +869,12 @@ fn put_record_batch(request: &Request, upstream: &str, state: &Mutex<ProxyState>
     let mut accepted = Vec::new();
     if !kept.is_empty() {
         call["Records"] = Value::Array(kept);
-        let (status, content_type, body) = forward(request, call.to_string().as_bytes(), upstream);
-        if status != 200 {
-            return (status, content_type, body);
+        // moto does not check SigV4 signatures, so the call's body may be rewritten.
+        let response = upstream.send(&request.with_body(call.to_string().into_bytes()));
+        if response.status != 200 {
+            return response;
         }
-        let answer: Value = serde_json::from_slice(&body).unwrap();
+        let answer: Value = serde_json::from_slice(&response.body).unwrap();
         accepted = answer["RequestResponses"].as_array().unwrap().clone();
         assert_eq!(accepted.len(), forwarded.len(), "moto answers one entry per record");
     }
@@ -980,6 +889,5 @@ fn put_record_batch(request: &Request, upstream: &str, state: &Mutex<ProxyState>
             }
         })
         .collect();
-    let answer = json!({"FailedPutCount": refused.len(), "Encrypted": false, "RequestResponses": responses});
-    (200, JSON.to_owned(), answer.to_string().into_bytes())
+    answer(200, json!({"FailedPutCount": refused.len(), "Encrypted": false, "RequestResponses": responses}).to_string())
 }

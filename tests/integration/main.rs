@@ -5,6 +5,7 @@ mod lake;
 mod lambda;
 mod readers;
 mod run;
+mod s3_faults;
 mod sample_data;
 mod sql;
 mod store;

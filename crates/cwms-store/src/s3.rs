@@ -36,6 +36,9 @@ const PART_CONCURRENCY: usize = 4;
 /// jitter on throttling, 5xx and connection errors).
 const MAX_ATTEMPTS: u32 = 5;
 
+/// How many times a GET is made when its body is cut short after the headers arrived.
+const BODY_ATTEMPTS: u32 = 3;
+
 /// The region used when neither the environment nor a profile names one: S3-compatible servers
 /// generally ignore it, but `SigV4` signing needs one.
 const DEFAULT_REGION: &str = "us-east-1";
@@ -140,27 +143,35 @@ impl S3Store {
 
     async fn get_impl(&self, key: &str) -> Result<Option<Object>> {
         validate_key(key)?;
-        let response = self.client.get_object().bucket(&self.bucket).key(self.full_key(key)).send().await;
-        let output = match response {
-            Ok(output) => output,
-            Err(err) if err.as_service_error().is_some_and(GetObjectError::is_no_such_key) => {
-                return Ok(None);
+        // The SDK retries a request until its answer's headers arrive; a body cut short after
+        // them (a reset, a truncated response) is retried here, a few times, from the start.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let response = self.client.get_object().bucket(&self.bucket).key(self.full_key(key)).send().await;
+            let output = match response {
+                Ok(output) => output,
+                Err(err) if err.as_service_error().is_some_and(GetObjectError::is_no_such_key) => {
+                    return Ok(None);
+                }
+                Err(err) => return Err(s3_error("get", self.describe(key), err)),
+            };
+            let etag = output.e_tag().map(str::to_owned);
+            match output.body.collect().await {
+                Ok(body) => return Ok(Some(Object { bytes: body.into_bytes(), etag })),
+                Err(err) if attempt < BODY_ATTEMPTS => {
+                    tracing::warn!(location = %self.describe(key), %err, attempt, "the body of an object was cut short; reading it again");
+                }
+                Err(err) => {
+                    return Err(Error::S3 {
+                        op: "read the body of",
+                        location: self.describe(key),
+                        detail: format!("the response body was cut short or unreadable ({attempt} attempts)"),
+                        source: Box::new(err),
+                    });
+                }
             }
-            Err(err) => return Err(s3_error("get", self.describe(key), err)),
-        };
-        let etag = output.e_tag().map(str::to_owned);
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .map_err(|err| Error::S3 {
-                op: "read the body of",
-                location: self.describe(key),
-                detail: "the response body was cut short or unreadable".to_owned(),
-                source: Box::new(err),
-            })?
-            .into_bytes();
-        Ok(Some(Object { bytes, etag }))
+        }
     }
 
     async fn get_chunks_impl(&self, key: &str) -> Result<Option<crate::Chunks>> {
