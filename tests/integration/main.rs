@@ -1,5 +1,6 @@
 //! Integration tests.
 
+mod cli;
 mod firehose;
 mod lake;
 mod lambda;
