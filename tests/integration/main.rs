@@ -2,6 +2,7 @@
 
 mod cli;
 mod firehose;
+mod fuzz_regressions;
 mod lake;
 mod lambda;
 mod readers;

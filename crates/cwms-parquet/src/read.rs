@@ -13,7 +13,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 
 use crate::path::{LakeObject, Table};
 use crate::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, column, lake_schema};
-use crate::{Error, Result};
+use crate::{BoxError, Error, Result};
 
 /// Rows decoded per Arrow batch: bounds the memory of a read beyond the partition itself.
 const READ_BATCH_ROWS: usize = 64 * 1024;
@@ -30,10 +30,9 @@ const READ_BATCH_ROWS: usize = 64 * 1024;
 /// repeats); timestamps must be whole milliseconds inside the object's hour (`metrics_1m`) or
 /// day (`metrics_1h`, on the hour, without additional statistics).
 pub fn decode(bytes: Bytes, object: &LakeObject, location: &str) -> Result<Partition> {
-    let reader = open_reader(bytes, location)?;
+    let mut reader = open_reader(bytes, location)?;
     let mut decoder = RowDecoder::new(object, location);
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::Corrupt { object: location.to_owned(), source: Box::new(e) })?;
+    while let Some(batch) = next_batch(&mut reader, location)? {
         decoder.decode_batch(&batch)?;
     }
     Ok(decoder.partition)
@@ -44,14 +43,32 @@ pub fn decode(bytes: Bytes, object: &LakeObject, location: &str) -> Result<Parti
 /// memory. Everything [`decode`] checks is checked (the order across batches too); on an error,
 /// the batches before it have been visited.
 pub fn decode_chunks(bytes: Bytes, object: &LakeObject, location: &str, mut visit: impl FnMut(Partition) -> Result<()>) -> Result<()> {
-    let reader = open_reader(bytes, location)?;
+    let mut reader = open_reader(bytes, location)?;
     let mut decoder = RowDecoder::new(object, location);
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::Corrupt { object: location.to_owned(), source: Box::new(e) })?;
+    while let Some(batch) = next_batch(&mut reader, location)? {
         decoder.decode_batch(&batch)?;
         visit(std::mem::take(&mut decoder.partition))?;
     }
     Ok(())
+}
+
+/// The reader's next batch. The Parquet reader's checks of damaged pages are not all errors (some
+/// are assertions), and a damaged object must stop its partition, never the process: a panic of
+/// the reader is [`Error::Corrupt`] too.
+fn next_batch(reader: &mut parquet::arrow::arrow_reader::ParquetRecordBatchReader, location: &str) -> Result<Option<RecordBatch>> {
+    let corrupt = |source: BoxError| Error::Corrupt { object: location.to_owned(), source };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next())) {
+        Ok(None) => Ok(None),
+        Ok(Some(batch)) => batch.map(Some).map_err(|e| corrupt(Box::new(e))),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err(corrupt(format!("the parquet reader failed on it: {message}").into()))
+        }
+    }
 }
 
 /// A batch reader over a lake file, after checking its schema version and columns.
@@ -77,12 +94,34 @@ fn open_reader(bytes: Bytes, location: &str) -> Result<parquet::arrow::arrow_rea
     }
     // Reading with the lake schema supplied checks every type and nullability, and yields the
     // lake's Arrow types even if the file lacks the embedded Arrow schema.
+    check_column_chunks(metadata.metadata(), bytes.len() as u64).map_err(|detail| corrupt(detail.into()))?;
     let metadata = ArrowReaderMetadata::try_new(Arc::clone(metadata.metadata()), ArrowReaderOptions::new().with_schema(lake_schema()))
         .map_err(|e| schema_error(e.to_string()))?;
     ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
         .with_batch_size(READ_BATCH_ROWS)
         .build()
         .map_err(|e| corrupt(Box::new(e)))
+}
+
+/// Every column chunk the footer describes lies inside the file. The Parquet reader asserts
+/// (panics) on a negative offset or size rather than returning an error, so a damaged footer is
+/// caught here, where it can be named.
+fn check_column_chunks(metadata: &parquet::file::metadata::ParquetMetaData, file_len: u64) -> std::result::Result<(), String> {
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        for (c, chunk) in group.columns().iter().enumerate() {
+            let start = chunk.dictionary_page_offset().unwrap_or(chunk.data_page_offset());
+            let len = chunk.compressed_size();
+            let inside = start >= 0 && len >= 0 && (start as u64).checked_add(len as u64).is_some_and(|end| end <= file_len);
+            if !inside {
+                return Err(format!(
+                    "row group {g}, column {} ({}): its chunk ({len} bytes at offset {start}) is not inside the file's {file_len} bytes",
+                    c,
+                    chunk.column_path()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The number of rows in a Parquet file, read from its footer alone.
