@@ -17,6 +17,7 @@ use cwms_model::Datum;
 mod fast;
 mod line;
 mod normalize;
+pub mod otel;
 mod stream;
 
 pub use line::{LineProblem, decode_line, decode_line_str};
