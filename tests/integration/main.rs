@@ -11,3 +11,4 @@ mod s3_faults;
 mod sample_data;
 mod sql;
 mod store;
+mod tidy;
