@@ -1,6 +1,7 @@
 //! Integration tests.
 
 mod cli;
+mod deployed;
 mod firehose;
 mod fuzz_regressions;
 mod lake;
