@@ -52,6 +52,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    cwms_compactor::allocator::return_freed_memory_at_once();
     let cli = Cli::parse();
     // Warnings of the libraries (a store retrying a read, say) on standard error; RUST_LOG
     // chooses more (`RUST_LOG=debug`).

@@ -35,6 +35,7 @@ use cwms_merge::Partition;
 use cwms_parquet::{LakeObject, Table, WriteOptions};
 use cwms_store::{ObjectMeta, ObjectStore};
 
+pub mod allocator;
 pub mod checkpoint;
 #[cfg(feature = "glue")]
 pub mod glue;

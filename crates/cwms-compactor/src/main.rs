@@ -13,6 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    cwms_compactor::allocator::return_freed_memory_at_once();
     lambda_runtime::tracing::init_default_subscriber();
     let settings = Settings::from_vars(std::env::vars()).map_err(startup)?;
     let raw = cwms_store::open_existing(&settings.raw).await.map_err(startup)?;

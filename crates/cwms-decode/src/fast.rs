@@ -416,20 +416,50 @@ mod tests {
         fn agrees_with_serde_json(line in line()) {
             check(&line);
         }
+    }
 
-        /// Lines that are complete datums, with every value drawn at random: often accepted.
-        #[test]
-        fn agrees_with_serde_json_on_complete_lines(
-            numbers in prop::collection::vec(json_number(), 5),
-            strings in prop::collection::vec(json_string(), 4),
-            stats in prop::collection::vec((json_string(), json_number()), 0..4),
-        ) {
-            let extra: String = stats.iter().map(|(k, v)| format!(",{k}:{v}")).collect();
-            let line = format!(
-                r#"{{"account_id":{},"region":{},"namespace":{},"metric_name":"M","dimensions":{{{}:"v"}},"timestamp":{},"value":{{"count":{},"sum":{},"max":{},"min":{}{extra}}}}}"#,
-                strings[0], strings[1], strings[2], strings[3], numbers[0], numbers[1], numbers[2], numbers[3], numbers[4]
-            );
-            check(&line);
-        }
+    /// A complete datum with each value drawn from mostly valid ones (the timestamp inside the
+    /// accepted years), so that most lines are datums.
+    fn complete_line() -> impl Strategy<Value = String> {
+        let number = || {
+            prop_oneof![
+                8 => prop::sample::select(vec!["0", "1", "1.5", "-2.25", "463.04499999999996", "699933.8159999999", "60000.0", "9007199254740993"])
+                    .prop_map(str::to_owned),
+                1 => json_number(),
+            ]
+        };
+        let string = prop_oneof![
+            8 => prop::sample::select(vec!["x", "S", "us-east-1", "AWS/EC2", "p99", "a b", "é"]).prop_map(|s| format!("\"{s}\"")),
+            1 => json_string(),
+        ];
+        let timestamp = prop_oneof![
+            8 => (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).prop_map(|t| t.to_string()),
+            1 => json_number(),
+        ];
+        let stats = prop::collection::vec((prop::sample::select(vec!["p50", "p99", "p99.9", "TM(25%:75%)"]), number()), 0..4);
+        (prop::collection::vec(number(), 4), prop::collection::vec(string, 4), timestamp, stats).prop_map(
+            |(numbers, strings, timestamp, stats)| {
+                let extra: String = stats.iter().map(|(k, v)| format!(",\"{k}\":{v}")).collect();
+                format!(
+                    r#"{{"account_id":{},"region":{},"namespace":{},"metric_name":"M","dimensions":{{{}:"v"}},"timestamp":{timestamp},"value":{{"count":{},"sum":{},"max":{},"min":{}{extra}}}}}"#,
+                    strings[0], strings[1], strings[2], strings[3], numbers[0], numbers[1], numbers[2], numbers[3]
+                )
+            },
+        )
+    }
+
+    /// The fast path agrees with serde_json on every complete line and takes most of the valid
+    /// ones; without the rate, the agreement could be checked on no line at all (the proptest
+    /// this replaces reached it in about 6 of 20,000 cases).
+    #[test]
+    fn agrees_with_serde_json_on_complete_lines_and_takes_most() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let lines: Vec<String> = (0..5_000).map(|_| complete_line().new_tree(&mut runner).unwrap().current()).collect();
+        let valid = lines.iter().filter(|line| crate::line::decode_line_str(line).is_ok()).count();
+        let taken = lines.iter().filter(|line| check(line)).count();
+        // About one valid line in five has an escaped string or a number spelled otherwise than
+        // CloudWatch spells numbers (`-0`, `1e3`), which the fast path leaves to serde_json.
+        assert!(valid > 2_000 && taken * 100 >= valid * 75, "{taken} taken of {valid} valid of {} lines", lines.len());
     }
 }
