@@ -39,7 +39,8 @@ done
 "$python" -c 'import duckdb' 2>/dev/null || { echo "run.sh: $python has no duckdb module (pip install duckdb)" >&2; exit 1; }
 [[ $(nproc --all) -ge 2 ]] || { echo "run.sh: needs 2 cores (taskset -c 0,1)" >&2; exit 1; }
 
-cargo build --profile dist --quiet -p cwms-cli
+# Compaction between folders needs no AWS SDK: the build without it is half the crates.
+cargo build --profile dist --quiet -p cwms-cli --no-default-features
 # A copy, so that a rebuild in the shared target folder cannot swap the binary mid-run.
 cp target/dist/cwms "$out/cwms"
 cwms=$out/cwms

@@ -746,7 +746,7 @@ SETTING_EXAMPLES = {
         ("", "ok"), ("100000", "ok"), ("1000000", "ok"), ("10000000", "ok"),
         ("0", "refused"), ("-1", "refused"), ("1e6", "refused"), ("1000000.0", "refused"), ("1,000,000", "refused"),
         ("99999", "stricter: fewer points than a busy minute makes every hour a write in parts"),
-        ("10000001", "stricter: beyond 10 GB of memory at about 650 bytes a point, more than Lambda has"),
+        ("10000001", "stricter: past the template's ceiling of 10,000,000 points (about 2.7 GB)"),
     ],
     "LakeCodec": [
         ("", "ok"), ("zstd", "ok"), ("zstd(1)", "ok"), ("zstd(9)", "ok"), ("zstd(22)", "ok"), ("snappy", "ok"), ("uncompressed", "ok"),

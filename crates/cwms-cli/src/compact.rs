@@ -40,7 +40,8 @@ pub struct Args {
     #[arg(long, value_name = "MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_mb: u64,
     /// Merged datums held in memory before the oldest hours are written out to make room:
-    /// bounds memory whatever the backlog (the default peaked at about 650 MB).
+    /// bounds memory whatever the backlog: peak RSS stays under 160 MiB + 250 bytes a point + 120 MiB
+    /// a core (benches/README.md, "Compactor memory").
     #[arg(long, value_name = "N", default_value_t = cwms_compactor::DEFAULT_MAX_POINTS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_points: usize,
     /// Cap on one raw object's decompressed size, in bytes (objects are streamed: the cap bounds

@@ -259,17 +259,9 @@ impl LocalStore {
                 let Some(mut file) = file else { return Ok(None) };
                 let (file, chunk) = blocking(move || {
                     use std::io::Read;
-                    let mut chunk = vec![0u8; CHUNK_BYTES];
-                    let mut filled = 0;
-                    while filled < chunk.len() {
-                        match file.read(&mut chunk[filled..]) {
-                            Ok(0) => break,
-                            Ok(n) => filled += n,
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    chunk.truncate(filled);
+                    // read_to_end fills the spare capacity without zeroing it first.
+                    let mut chunk = Vec::with_capacity(CHUNK_BYTES);
+                    (&mut file).take(CHUNK_BYTES as u64).read_to_end(&mut chunk)?;
                     Ok((file, chunk))
                 })
                 .await
