@@ -328,16 +328,15 @@ async fn bad_arguments_are_named_and_send_nothing() {
     }
     assert!(!root.join("missing").exists(), "redrive does not create a missing --errors folder");
 
-    // A folder that cannot be listed. Root reads every folder whatever its mode, so this case
-    // only says something when the tests run as another user.
+    // A folder that cannot be listed. Root reads every folder whatever its mode, so as root
+    // (CI runs as root) the command runs without that capability.
     let locked = root.join("locked");
     write(&locked.join("x.ndjson"), b"{}\n");
     std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
-    if std::fs::read_dir(&locked).is_err() {
-        let run = cwms(endpoint, &[os("replay"), os("--stream"), os(STREAM), locked.clone().into()]).await;
-        assert!(!run.success && run.stderr.contains(&format!("cannot list folder {}", locked.display())), "{run}");
-    }
+    let args = [os("replay"), os("--stream"), os(STREAM), locked.clone().into()];
+    let run = if std::fs::read_dir(&locked).is_ok() { cwms_bound_by_modes(endpoint, &args).await } else { cwms(endpoint, &args).await };
     std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    assert!(!run.success && run.stderr.contains(&format!("cannot list folder {}", locked.display())), "{run}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -742,7 +741,18 @@ impl std::fmt::Display for Run {
 /// Runs `cwms` against an AWS endpoint, with dummy credentials and nothing from the machine's
 /// own AWS configuration.
 async fn cwms(endpoint: &str, args: &[OsString]) -> Run {
-    let mut command = Command::new(built_binary("cwms"));
+    run_cwms(Command::new(built_binary("cwms")), endpoint, args).await
+}
+
+/// [`cwms`] without the capabilities that let root read any folder whatever its mode
+/// (`setpriv` drops them from the bounding set), so that a permission case runs as root too.
+async fn cwms_bound_by_modes(endpoint: &str, args: &[OsString]) -> Run {
+    let mut command = Command::new("setpriv");
+    command.args(["--bounding-set=-dac_override,-dac_read_search", "--"]).arg(built_binary("cwms"));
+    run_cwms(command, endpoint, args).await
+}
+
+async fn run_cwms(mut command: Command, endpoint: &str, args: &[OsString]) -> Run {
     command
         .args(args)
         .env_clear()
