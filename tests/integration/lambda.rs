@@ -472,3 +472,35 @@ fn cwms_transform_fails_clearly_for_a_file_that_is_not_an_event() {
         assert!(output.stdout.is_empty(), "{name}: {}", String::from_utf8_lossy(&output.stdout));
     }
 }
+
+/// Lines exactly as CloudWatch writes them (its field order, its number spellings: the sample
+/// data and the AWS documentation's example), so that the bootstrap under the emulator takes
+/// the transform's fast path, which serde_json-built lines (sorted keys) never reach: the
+/// Lambda and `cwms transform` agree byte for byte, and every datum comes back as sent (in the
+/// normalized field order).
+#[test]
+fn cloudwatch_ordered_lines_come_back_from_the_lambda_as_from_cwms_transform() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sample = std::fs::read_to_string(root.join("sample-data/metrics.ndjson")).unwrap();
+    let conformance = std::env::var_os("CWMS_CONFORMANCE_DIR").map_or_else(|| root.join("../shared/conformance"), Into::into);
+    let aws = std::fs::read_to_string(conformance.join("aws-docs/json_format_example_with_extended_stats.jsonl")).unwrap();
+    let sample_lines: Vec<&str> = sample.lines().collect();
+    let mut groups: Vec<Vec<&str>> = sample_lines.chunks(sample_lines.len().div_ceil(6)).map(<[&str]>::to_vec).collect();
+    groups.push(aws.lines().filter(|l| !l.trim().is_empty()).collect());
+    const IDS: [&str; 7] = ["cw-0", "cw-1", "cw-2", "cw-3", "cw-4", "cw-5", "aws-docs"];
+    assert_eq!(groups.len(), IDS.len());
+    let cases: Vec<Case> = groups
+        .iter()
+        .zip(IDS)
+        .enumerate()
+        .map(|(i, (lines, id))| {
+            // What the transform returns: each line once (exact duplicates removed), in order.
+            let mut seen = std::collections::HashSet::new();
+            let expected: Vec<Value> = lines.iter().filter(|l| seen.insert(**l)).map(|l| serde_json::from_str(l).unwrap()).collect();
+            let text = lines.join("\n") + "\n";
+            let raw = if i % 2 == 0 { text.into_bytes() } else { gzip(text.as_bytes()) };
+            Case { id, raw: Some(raw), expected: Expected::Ok(expected) }
+        })
+        .collect();
+    check_lambda_matches_cli(&[], &cases);
+}
