@@ -22,7 +22,7 @@ mod stream;
 
 pub use line::{LineProblem, decode_line, decode_line_str};
 pub use normalize::LineSummary;
-pub use stream::{MAX_LINE_BYTES, StreamError, for_each_block};
+pub use stream::{MAX_LINE_BYTES, MAX_MESSAGE_BYTES, Part, StreamError, for_each_block, for_each_part};
 
 /// The default cap on decompressed bytes for one input: far above what one Firehose record
 /// (at most 1,000 KiB before compression) or one raw object from a 128 MiB Firehose buffer can

@@ -100,8 +100,8 @@
 //! than once per string: that is where the time goes), `otel/fail.rs` builds the errors' paths on
 //! the way up, only for an error. Every read is bounds-checked, there is no recursion (nested
 //! values are read only as deep as CloudWatch puts them) and no `unsafe`; a property test feeds
-//! it random and mutated records. `otel/encode.rs` writes datums back as CloudWatch would, for the
-//! generator, the benchmarks and round-trip tests.
+//! it random and mutated records. `cwms_model::otel::write_otel_message` writes datums as CloudWatch
+//! would, for the generator, the benchmarks and round-trip tests.
 
 use std::fmt;
 
@@ -109,7 +109,6 @@ use cwms_model::{Datum, UNIT_NONE};
 
 use read::{State, request};
 
-mod encode;
 mod fail;
 mod names;
 mod read;
@@ -118,8 +117,7 @@ mod strings;
 mod tests;
 mod wire;
 
-pub use encode::{EncodeError, OtelVersion, write_otel_message};
-pub use names::{UNITS, cloudwatch_unit, ucum_unit};
+pub use cwms_model::otel::{EncodeError, OtelVersion, UNITS, cloudwatch_unit, ucum_unit, write_otel_message};
 pub use wire::WireProblem;
 
 /// The format of a record's (or a raw object's) bytes, once gzip is undone.
@@ -253,6 +251,12 @@ pub enum OtelProblem {
     DuplicateDimension(String),
     #[error("the data point has both 0.7 labels (field 1) and 1.0 attributes (field 7)")]
     MixedVersions,
+    /// The data point is of the other version than the one the stream format was set to.
+    #[error("{}", match expected {
+        OtelVersion::V1_0 => "the data point has 0.7 labels (field 1), but the stream format is set to opentelemetry1.0",
+        OtelVersion::V0_7 => "the data point has 1.0 attributes (field 7), but the stream format is set to opentelemetry0.7",
+    })]
+    OtherVersion { expected: OtelVersion },
     #[error("`{field}` is not a finite number ({value})")]
     NotFinite { field: &'static str, value: f64 },
     #[error("no startTimeUnixNano (the period's start, which is the datum's timestamp)")]
@@ -280,48 +284,113 @@ pub fn decode_otel(record: &[u8]) -> Result<Vec<Datum<'_>>, OtelError> {
 ///
 /// On an error, the datums already visited belong to a record that failed and must be dropped:
 /// a record decodes wholly or not at all.
-pub fn for_each_otel_datum<'a>(record: &'a [u8], mut visit: impl FnMut(&Datum<'a>)) -> Result<usize, OtelError> {
-    let mut state = State { datum: crate::fast::empty_datum(), count: 0, unit: (b"", UNIT_NONE) };
+pub fn for_each_otel_datum<'a>(record: &'a [u8], visit: impl FnMut(&Datum<'a>)) -> Result<usize, OtelError> {
+    for_each_otel_datum_of(record, None, visit).map(|counts| counts.datums())
+}
+
+/// How many datums of each version a record held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OtelCounts {
+    /// Data points with 1.0 attributes.
+    pub v1_0: usize,
+    /// Data points with 0.7 labels.
+    pub v0_7: usize,
+}
+
+impl OtelCounts {
+    pub fn datums(&self) -> usize {
+        self.v1_0 + self.v0_7
+    }
+}
+
+/// [`for_each_otel_datum`], counting the datums of each version; with `expect`, a data point of
+/// the other version fails the record ([`OtelProblem::OtherVersion`]), for a stream whose format
+/// is set explicitly.
+pub fn for_each_otel_datum_of<'a>(
+    record: &'a [u8],
+    expect: Option<OtelVersion>,
+    mut visit: impl FnMut(&Datum<'a>),
+) -> Result<OtelCounts, OtelError> {
+    let mut state = State { datum: crate::fast::empty_datum(), counts: OtelCounts::default(), expect, unit: (b"", UNIT_NONE) };
     let mut at = 0;
     let mut message = 0;
     while at < record.len() {
         message += 1;
         let prefix = at;
-        let length = read_length(record, &mut at).map_err(|framing| OtelError {
-            message,
-            offset: prefix,
-            field: String::new(),
-            metric: None,
-            problem: if message == 1 {
-                OtelProblem::Framing(framing)
-            } else {
-                OtelProblem::TrailingBytes { count: record.len() - prefix, framing }
-            },
-        })?;
+        let length = read_length(record, &mut at).map_err(|framing| framing_error(record, message, prefix, framing))?;
         let body = &record[at..at + length];
         request(body, at, &mut state, &mut visit).map_err(|fail| (*fail).finish(message))?;
         at += length;
     }
-    Ok(state.count)
+    Ok(state.counts)
 }
 
 /// Reads a message's length prefix at `record[*at..]`, checked against what follows.
 fn read_length(record: &[u8], at: &mut usize) -> Result<usize, Framing> {
+    let length = read_prefix(record, at).map_err(|problem| match problem {
+        PrefixProblem::Truncated => Framing::Truncated,
+        PrefixProblem::NotVarint32 => Framing::NotVarint32,
+    })?;
+    let available = record.len() - *at;
+    if length > available as u64 {
+        return Err(Framing::PastEnd { length, available });
+    }
+    Ok(length as usize)
+}
+
+/// Why a length prefix cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PrefixProblem {
+    /// The bytes end inside it.
+    Truncated,
+    /// More than five bytes, or a value above `u32::MAX`.
+    NotVarint32,
+}
+
+/// Reads a length prefix (an unsigned varint32) at `bytes[*at..]`, advancing `at` past it; the
+/// length is not checked against what follows.
+pub(crate) fn read_prefix(bytes: &[u8], at: &mut usize) -> Result<u64, PrefixProblem> {
     let mut length = 0u64;
     for i in 0..5 {
-        let Some(&b) = record.get(*at + i) else { return Err(Framing::Truncated) };
+        let Some(&b) = bytes.get(*at + i) else { return Err(PrefixProblem::Truncated) };
         length |= u64::from(b & 0x7f) << (7 * i);
         if b < 0x80 {
-            *at += i + 1;
             if length > u64::from(u32::MAX) {
-                return Err(Framing::NotVarint32);
+                return Err(PrefixProblem::NotVarint32);
             }
-            let available = record.len() - *at;
-            if length > available as u64 {
-                return Err(Framing::PastEnd { length, available });
-            }
-            return Ok(length as usize);
+            *at += i + 1;
+            return Ok(length);
         }
     }
-    Err(Framing::NotVarint32)
+    Err(PrefixProblem::NotVarint32)
+}
+
+/// The messages of a record, each with its length prefix (so each reads as a record of one
+/// message): `visit` gets the 1-based number, the byte offset and the bytes of each. Returns the
+/// number of messages, or the framing problem (as [`for_each_otel_datum`] reports it) that stops
+/// the walk; the messages' contents are not read.
+pub fn for_each_message<'a>(record: &'a [u8], mut visit: impl FnMut(usize, usize, &'a [u8])) -> Result<usize, OtelError> {
+    let (mut at, mut message) = (0, 0);
+    while at < record.len() {
+        message += 1;
+        let prefix = at;
+        let length = read_length(record, &mut at).map_err(|framing| framing_error(record, message, prefix, framing))?;
+        at += length;
+        visit(message, prefix, &record[prefix..at]);
+    }
+    Ok(message)
+}
+
+fn framing_error(record: &[u8], message: usize, prefix: usize, framing: Framing) -> OtelError {
+    OtelError {
+        message,
+        offset: prefix,
+        field: String::new(),
+        metric: None,
+        problem: if message == 1 {
+            OtelProblem::Framing(framing)
+        } else {
+            OtelProblem::TrailingBytes { count: record.len() - prefix, framing }
+        },
+    }
 }

@@ -9,9 +9,11 @@ use std::hash::{Hash, Hasher};
 
 pub mod firehose;
 mod keys;
+pub mod otel;
 mod time_keys;
 
 pub use keys::{DimensionKeyError, dimension_key, parse_dimension_key, series_id};
+pub use otel::OutputFormat;
 pub use time_keys::{UtcHour, utc_hour};
 
 /// The CloudWatch unit used when a datum carries none.

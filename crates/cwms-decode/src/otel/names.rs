@@ -1,61 +1,14 @@
-//! CloudWatch's names for what OpenTelemetry encodes otherwise: units (UCUM codes) and
-//! percentiles (quantiles).
+//! CloudWatch's names for what OpenTelemetry encodes otherwise: units (UCUM codes, whose table
+//! is `cwms_model::otel::UNITS`) and percentiles (quantiles).
 
 use std::borrow::Cow;
 
-/// CloudWatch's 27 units (the `MetricDatum.Unit` values of its API, which the JSON format uses)
-/// and the UCUM code each becomes in the OpenTelemetry formats.
-///
-/// The first 17 rows are AWS's table ("Translating units" on the OpenTelemetry translation
-/// pages); the `/Second` rows follow its rule "units that are combined with a slash are mapped
-/// by applying the OpenTelemetry conversion of both the units. For example, Bytes/Second is
-/// mapped to By/s". The odd capitals (`MBit`, `GBit` beside `kbit`, `Tbit`) are AWS's. No two
-/// rows share a code, so the map reads back unambiguously.
-pub const UNITS: [(&str, &str); 27] = [
-    ("Seconds", "s"),
-    ("Microseconds", "us"),
-    ("Milliseconds", "ms"),
-    ("Bytes", "By"),
-    ("Kilobytes", "kBy"),
-    ("Megabytes", "MBy"),
-    ("Gigabytes", "GBy"),
-    ("Terabytes", "TBy"),
-    ("Bits", "bit"),
-    ("Kilobits", "kbit"),
-    ("Megabits", "MBit"),
-    ("Gigabits", "GBit"),
-    ("Terabits", "Tbit"),
-    ("Percent", "%"),
-    ("Count", "{Count}"),
-    ("None", "1"),
-    ("Bytes/Second", "By/s"),
-    ("Kilobytes/Second", "kBy/s"),
-    ("Megabytes/Second", "MBy/s"),
-    ("Gigabytes/Second", "GBy/s"),
-    ("Terabytes/Second", "TBy/s"),
-    ("Bits/Second", "bit/s"),
-    ("Kilobits/Second", "kbit/s"),
-    ("Megabits/Second", "MBit/s"),
-    ("Gigabits/Second", "GBit/s"),
-    ("Terabits/Second", "Tbit/s"),
-    ("Count/Second", "{Count}/s"),
-];
+use cwms_model::otel::UNITS;
 
-/// The CloudWatch unit of a UCUM code from [`UNITS`], or `None` for any other text.
-#[inline]
-pub fn cloudwatch_unit(ucum: &str) -> Option<&'static str> {
-    UNITS.iter().find(|(_, code)| *code == ucum).map(|(name, _)| *name)
-}
-
-/// [`cloudwatch_unit`] of a code's bytes, before they are checked as UTF-8.
+/// `cwms_model::otel::cloudwatch_unit` of a code's bytes, before they are checked as UTF-8.
 #[inline]
 pub(crate) fn cloudwatch_unit_of_bytes(ucum: &[u8]) -> Option<&'static str> {
     UNITS.iter().find(|(_, code)| code.as_bytes() == ucum).map(|(name, _)| *name)
-}
-
-/// The UCUM code of a CloudWatch unit from [`UNITS`], or `None` for any other text.
-pub fn ucum_unit(cloudwatch: &str) -> Option<&'static str> {
-    UNITS.iter().find(|(name, _)| *name == cloudwatch).map(|(_, code)| *code)
 }
 
 /// The quantile is not a percentile CloudWatch can stream.
@@ -99,29 +52,6 @@ pub(crate) fn percentile_name(q: f64) -> Result<Cow<'static, str>, OffGrid> {
     Ok(Cow::Owned(if hundredths % 10 == 0 { format!("p{whole}.{}", hundredths / 10) } else { format!("p{whole}.{hundredths:02}") }))
 }
 
-/// The quantile of a percentile name that [`percentile_name`] writes (`p99.9` is 0.999), or
-/// `None` for any other name (`p99.90`, `p100`, `TM(10%:90%)`).
-pub(crate) fn percentile_quantile(name: &str) -> Option<f64> {
-    let digits = name.strip_prefix('p')?;
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !plain(whole) || (whole.len() > 1 && whole.starts_with('0')) || (!fraction.is_empty() && !plain(fraction)) {
-        return None;
-    }
-    if digits.contains('.') && (fraction.is_empty() || fraction.len() > 2 || fraction.ends_with('0')) {
-        return None;
-    }
-    let whole: u32 = whole.parse().ok().filter(|w| *w < 100)?;
-    let hundredths: u32 = match fraction.len() {
-        0 => 0,
-        1 => fraction.parse::<u32>().ok()? * 10,
-        _ => fraction.parse().ok()?,
-    };
-    let n = whole * 100 + hundredths;
-    // A decimal literal's nearest double, as CloudWatch's own encoder would write it.
-    (n > 0).then(|| format!("0.{n:04}").parse().expect("a decimal"))
-}
-
 /// `p0` to `p99`, so that whole percentiles (nearly all of them) cost no allocation.
 const WHOLE_PERCENTILES: [&str; 100] = [
     "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10", "p11", "p12", "p13", "p14", "p15", "p16", "p17", "p18", "p19",
@@ -134,6 +64,8 @@ const WHOLE_PERCENTILES: [&str; 100] = [
 
 #[cfg(test)]
 mod tests {
+    use cwms_model::otel::{cloudwatch_unit, percentile_quantile, ucum_unit};
+
     use super::*;
 
     #[test]

@@ -4,17 +4,19 @@ use std::borrow::Cow;
 
 use cwms_model::{Datum, UNIT_NONE};
 
-use super::OtelProblem;
 use super::fail::{Fail, R, Segment, Within, bytes, checked, fail, fixed64, wrong_wire_type};
 use super::names;
 use super::strings::{KeyValue, Text, key_value, two_strings};
 use super::wire::{Fields, Payload};
+use super::{OtelCounts, OtelProblem, OtelVersion};
 use crate::line::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, sort_by_name};
 
 /// What decoding carries from data point to data point.
 pub(super) struct State<'a> {
     pub(super) datum: Datum<'a>,
-    pub(super) count: usize,
+    pub(super) counts: OtelCounts,
+    /// The version every data point must be of, when the stream's format is set.
+    pub(super) expect: Option<OtelVersion>,
     /// The last metric's unit code and what it reads as: metrics in a row mostly share units.
     pub(super) unit: (&'a [u8], &'a str),
 }
@@ -217,10 +219,13 @@ fn metric<'a>(body: &'a [u8], base: usize, resource: &Resource<'a>, state: &mut 
                 if point.number == 1 {
                     let segment = Segment::Index("data_points", index);
                     let b = bytes(&point, "").within(segment).within(Segment::Field("summary"))?;
-                    data_point(b, point.payload_offset, resource, unit, &mut state.datum)
+                    let version = data_point(b, point.payload_offset, resource, unit, state.expect, &mut state.datum)
                         .within(segment)
                         .within(Segment::Field("summary"))?;
-                    state.count += 1;
+                    match version {
+                        OtelVersion::V1_0 => state.counts.v1_0 += 1,
+                        OtelVersion::V0_7 => state.counts.v0_7 += 1,
+                    }
                     visit(&state.datum);
                     index += 1;
                 }
@@ -239,8 +244,15 @@ struct Extremes {
     max: Option<f64>,
 }
 
-/// A summary data point of either version, into `datum`.
-fn data_point<'a>(body: &'a [u8], base: usize, resource: &Resource<'a>, unit: &'a str, datum: &mut Datum<'a>) -> R<()> {
+/// A summary data point of either version, into `datum`; returns which version it is.
+fn data_point<'a>(
+    body: &'a [u8],
+    base: usize,
+    resource: &Resource<'a>,
+    unit: &'a str,
+    expect: Option<OtelVersion>,
+    datum: &mut Datum<'a>,
+) -> R<OtelVersion> {
     datum.dimensions.clear();
     datum.stats.clear();
     let mut identity = Identity::default();
@@ -287,6 +299,14 @@ fn data_point<'a>(body: &'a [u8], base: usize, resource: &Resource<'a>, unit: &'
     if labels > 0 && attributes > 0 {
         return fail(base, OtelProblem::MixedVersions);
     }
+    // A point with neither fails below, for its missing Namespace.
+    let version = if labels > 0 { OtelVersion::V0_7 } else { OtelVersion::V1_0 };
+    if let Some(expected) = expect
+        && expected != version
+        && labels + attributes > 0
+    {
+        return fail(base, OtelProblem::OtherVersion { expected });
+    }
     let required = |value: Option<&'a str>, name: &'static str| match value {
         None => fail(base, OtelProblem::MissingAttribute(name)),
         Some("") => fail(base, OtelProblem::EmptyAttribute(name)),
@@ -317,7 +337,7 @@ fn data_point<'a>(body: &'a [u8], base: usize, resource: &Resource<'a>, unit: &'
     datum.sum = sum.0;
     datum.min = min;
     datum.max = max;
-    Ok(())
+    Ok(version)
 }
 
 /// The period start in nanoseconds as epoch milliseconds, checked.

@@ -915,3 +915,27 @@ fn every_bad_input_names_what_and_where() {
         assert_eq!(decode_otel(&record).map(|d| d.len()).map_err(|e| e.to_string()), Err(expected), "{what}");
     }
 }
+
+/// With the stream's format set, a data point of the other version fails the record; either
+/// way the datums are counted by version.
+#[test]
+fn a_set_version_refuses_the_other() {
+    let (v10, v07) = (one(&[point().v10()]), one(&[point().v07(), point().v07()]));
+    let counts = |record: &[u8], expect| for_each_otel_datum_of(record, expect, |_| {}).map_err(|e| e.to_string());
+    assert_eq!(counts(&v10, None), Ok(OtelCounts { v1_0: 1, v0_7: 0 }));
+    assert_eq!(counts(&v10, Some(OtelVersion::V1_0)), Ok(OtelCounts { v1_0: 1, v0_7: 0 }));
+    assert_eq!(counts(&v07, Some(OtelVersion::V0_7)), Ok(OtelCounts { v1_0: 0, v0_7: 2 }));
+    let metric = "(metric \"amazonaws.com/AWS/EC2/CPUUtilization\")";
+    assert_eq!(
+        counts(&v07, Some(OtelVersion::V1_0)),
+        Err(format!(
+            "message 1 at byte 245, {POINT0} {metric}: the data point has 0.7 labels (field 1), but the stream format is set to opentelemetry1.0"
+        ))
+    );
+    assert_eq!(
+        counts(&v10, Some(OtelVersion::V0_7)),
+        Err(format!(
+            "message 1 at byte 245, {POINT0} {metric}: the data point has 1.0 attributes (field 7), but the stream format is set to opentelemetry0.7"
+        ))
+    );
+}

@@ -175,7 +175,8 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Appends a varint (the encoder's and the tests' half of [`varint`]).
+/// Appends a varint (the tests' half of [`varint`]).
+#[cfg(test)]
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);

@@ -1,11 +1,151 @@
-//! Datums into OpenTelemetry messages, as CloudWatch writes them: for the generator, the
-//! benchmarks and round-trip tests. (The tests that say the decoder reads what others write use
-//! fixtures from independent encoders: Python's `opentelemetry-proto` and `protobuf`.)
+//! CloudWatch metric streams' output formats, and datums written in the OpenTelemetry ones.
+//!
+//! A metric stream's `OutputFormat` is `json`, `opentelemetry1.0` or `opentelemetry0.7`
+//! ([`OutputFormat`]). The OpenTelemetry formats carry units as UCUM codes ([`UNITS`]) and
+//! percentiles as quantiles ([`percentile_quantile`]); [`write_otel_message`] writes datums as
+//! CloudWatch does, for the generator, the benchmarks and round-trip tests. Reading them is
+//! `cwms_decode::otel`'s work (writers live here, beside `Datum::write_json_line`, so that the
+//! generator, which may use only this crate, can write every format).
 
-use cwms_model::Datum;
+use std::fmt;
+use std::str::FromStr;
 
-use super::names::{cloudwatch_unit, percentile_quantile, ucum_unit};
-use super::wire::put_varint;
+use crate::Datum;
+
+/// A metric stream's output format, by the names CloudWatch's `OutputFormat` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputFormat {
+    /// `json`: one JSON object per datum, lines separated by `\n`.
+    Json,
+    /// `opentelemetry1.0`: length-prefixed `ExportMetricsServiceRequest` messages, 1.0 attributes.
+    OpenTelemetry1_0,
+    /// `opentelemetry0.7`: the same messages with 0.7's `StringKeyValue` labels.
+    OpenTelemetry0_7,
+}
+
+impl OutputFormat {
+    /// Every format, in the order CloudWatch's documentation lists them.
+    pub const ALL: [OutputFormat; 3] = [OutputFormat::Json, OutputFormat::OpenTelemetry1_0, OutputFormat::OpenTelemetry0_7];
+
+    /// CloudWatch's name for the format (`AWS::CloudWatch::MetricStream` `OutputFormat`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Json => "json",
+            OutputFormat::OpenTelemetry1_0 => "opentelemetry1.0",
+            OutputFormat::OpenTelemetry0_7 => "opentelemetry0.7",
+        }
+    }
+
+    /// The OpenTelemetry version of the format, `None` for JSON.
+    pub fn otel_version(self) -> Option<OtelVersion> {
+        match self {
+            OutputFormat::Json => None,
+            OutputFormat::OpenTelemetry1_0 => Some(OtelVersion::V1_0),
+            OutputFormat::OpenTelemetry0_7 => Some(OtelVersion::V0_7),
+        }
+    }
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not one of CloudWatch's output formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownOutputFormat(pub String);
+
+impl fmt::Display for UnknownOutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown output format {:?} (known: json, opentelemetry1.0, opentelemetry0.7)", self.0)
+    }
+}
+
+impl std::error::Error for UnknownOutputFormat {}
+
+impl FromStr for OutputFormat {
+    type Err = UnknownOutputFormat;
+
+    /// CloudWatch's exact names (`opentelemetry1.0`), as the template and the API spell them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OutputFormat::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| UnknownOutputFormat(s.to_owned()))
+    }
+}
+
+/// CloudWatch's 27 units (the `MetricDatum.Unit` values of its API, which the JSON format uses)
+/// and the UCUM code each becomes in the OpenTelemetry formats.
+///
+/// The first 17 rows are AWS's table ("Translating units" on the OpenTelemetry translation
+/// pages); the `/Second` rows follow its rule "units that are combined with a slash are mapped
+/// by applying the OpenTelemetry conversion of both the units. For example, Bytes/Second is
+/// mapped to By/s". The odd capitals (`MBit`, `GBit` beside `kbit`, `Tbit`) are AWS's. No two
+/// rows share a code, so the map reads back unambiguously.
+pub const UNITS: [(&str, &str); 27] = [
+    ("Seconds", "s"),
+    ("Microseconds", "us"),
+    ("Milliseconds", "ms"),
+    ("Bytes", "By"),
+    ("Kilobytes", "kBy"),
+    ("Megabytes", "MBy"),
+    ("Gigabytes", "GBy"),
+    ("Terabytes", "TBy"),
+    ("Bits", "bit"),
+    ("Kilobits", "kbit"),
+    ("Megabits", "MBit"),
+    ("Gigabits", "GBit"),
+    ("Terabits", "Tbit"),
+    ("Percent", "%"),
+    ("Count", "{Count}"),
+    ("None", "1"),
+    ("Bytes/Second", "By/s"),
+    ("Kilobytes/Second", "kBy/s"),
+    ("Megabytes/Second", "MBy/s"),
+    ("Gigabytes/Second", "GBy/s"),
+    ("Terabytes/Second", "TBy/s"),
+    ("Bits/Second", "bit/s"),
+    ("Kilobits/Second", "kbit/s"),
+    ("Megabits/Second", "MBit/s"),
+    ("Gigabits/Second", "GBit/s"),
+    ("Terabits/Second", "Tbit/s"),
+    ("Count/Second", "{Count}/s"),
+];
+
+/// The CloudWatch unit of a UCUM code from [`UNITS`], or `None` for any other text.
+#[inline]
+pub fn cloudwatch_unit(ucum: &str) -> Option<&'static str> {
+    UNITS.iter().find(|(_, code)| *code == ucum).map(|(name, _)| *name)
+}
+
+/// The UCUM code of a CloudWatch unit from [`UNITS`], or `None` for any other text.
+pub fn ucum_unit(cloudwatch: &str) -> Option<&'static str> {
+    UNITS.iter().find(|(name, _)| *name == cloudwatch).map(|(_, code)| *code)
+}
+
+/// The quantile of a percentile name in its shortest spelling (`p99.9` is 0.999, `p95.45` is
+/// 0.9545), or `None` for any other name (`p99.90`, `p100`, `TM(10%:90%)`): the names an
+/// OpenTelemetry stream's quantiles read back as (see `cwms_decode::otel`), so only those can be
+/// written as quantiles and come back unchanged.
+pub fn percentile_quantile(name: &str) -> Option<f64> {
+    let digits = name.strip_prefix('p')?;
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !plain(whole) || (whole.len() > 1 && whole.starts_with('0')) || (!fraction.is_empty() && !plain(fraction)) {
+        return None;
+    }
+    if digits.contains('.') && (fraction.is_empty() || fraction.len() > 2 || fraction.ends_with('0')) {
+        return None;
+    }
+    let whole: u32 = whole.parse().ok().filter(|w| *w < 100)?;
+    let hundredths: u32 = match fraction.len() {
+        0 => 0,
+        1 => fraction.parse::<u32>().ok()? * 10,
+        _ => fraction.parse().ok()?,
+    };
+    let n = whole * 100 + hundredths;
+    // A decimal literal's nearest double, as CloudWatch's own encoder would write it.
+    (n > 0).then(|| format!("0.{n:04}").parse().expect("a decimal"))
+}
 
 /// Which OpenTelemetry format to write: they differ only in the data points' attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,4 +363,13 @@ fn nested(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     let mut length = Vec::with_capacity(5);
     put_varint(&mut length, (out.len() - start) as u64);
     out.splice(start..start, length);
+}
+
+/// Appends a varint.
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
 }
