@@ -3,6 +3,7 @@
 //! Every `CWMS_` variable must be one this function knows and must parse: a typo in a deployed
 //! setting stops the cold start with a message instead of being silently ignored.
 
+use cwms_model::OutputFormat;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::MAX_RESPONSE_BYTES;
@@ -31,7 +32,9 @@ const INCLUDE_METRICS: &str = "CWMS_INCLUDE_METRICS";
 const EXCLUDE_METRICS: &str = "CWMS_EXCLUDE_METRICS";
 const MAX_DECOMPRESSED_BYTES: &str = "CWMS_MAX_DECOMPRESSED_BYTES";
 const MAX_RESPONSE: &str = "CWMS_MAX_RESPONSE_BYTES";
-const KNOWN: [&str; 6] = [INCLUDE_NAMESPACES, EXCLUDE_NAMESPACES, INCLUDE_METRICS, EXCLUDE_METRICS, MAX_DECOMPRESSED_BYTES, MAX_RESPONSE];
+const STREAM_FORMAT: &str = "CWMS_STREAM_FORMAT";
+const KNOWN: [&str; 7] =
+    [INCLUDE_NAMESPACES, EXCLUDE_NAMESPACES, INCLUDE_METRICS, EXCLUDE_METRICS, MAX_DECOMPRESSED_BYTES, MAX_RESPONSE, STREAM_FORMAT];
 
 /// The handler's configuration.
 #[derive(Debug, Clone)]
@@ -41,6 +44,10 @@ pub struct Config {
     pub max_decompressed_bytes: usize,
     /// Cap on the serialized response (Lambda's limit is 6 MB).
     pub max_response_bytes: usize,
+    /// The records' format, when set (`CWMS_STREAM_FORMAT`: CloudWatch's `OutputFormat` names, or
+    /// `auto`, the default): `None` tells each record's format by its bytes. Set to an
+    /// OpenTelemetry version, a data point of the other version fails its record.
+    pub stream_format: Option<OutputFormat>,
 }
 
 impl Default for Config {
@@ -49,6 +56,7 @@ impl Default for Config {
             filters: Filters::default(),
             max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
             max_response_bytes: MAX_RESPONSE_BYTES,
+            stream_format: None,
         }
     }
 }
@@ -111,6 +119,7 @@ impl Config {
                     }
                     config.max_response_bytes = bytes;
                 }
+                STREAM_FORMAT => config.stream_format = stream_format(&value).map_err(invalid)?,
                 _ => return Err(ConfigError::Unknown { name }),
             }
         }
@@ -131,6 +140,14 @@ fn globs(value: &str) -> Result<Option<GlobSet>, String> {
         builder.add(Glob::new(pattern).map_err(|e| format!("item {} ({pattern:?}): {e}", i + 1))?);
     }
     builder.build().map(Some).map_err(|e| e.to_string())
+}
+
+/// `auto` (or nothing) or one of CloudWatch's output format names.
+fn stream_format(value: &str) -> Result<Option<OutputFormat>, String> {
+    match value.trim() {
+        "" | "auto" => Ok(None),
+        name => name.parse().map(Some).map_err(|_| "expected auto, json, opentelemetry1.0 or opentelemetry0.7".to_owned()),
+    }
 }
 
 fn positive(value: &str) -> Result<usize, String> {
@@ -177,7 +194,7 @@ mod tests {
     fn bad_settings_are_named() {
         assert_eq!(
             config(&[("CWMS_INCLUDE_NAMESPACE", "AWS/*")]).unwrap_err(),
-            "unknown setting CWMS_INCLUDE_NAMESPACE (known: CWMS_INCLUDE_NAMESPACES, CWMS_EXCLUDE_NAMESPACES, CWMS_INCLUDE_METRICS, CWMS_EXCLUDE_METRICS, CWMS_MAX_DECOMPRESSED_BYTES, CWMS_MAX_RESPONSE_BYTES)"
+            "unknown setting CWMS_INCLUDE_NAMESPACE (known: CWMS_INCLUDE_NAMESPACES, CWMS_EXCLUDE_NAMESPACES, CWMS_INCLUDE_METRICS, CWMS_EXCLUDE_METRICS, CWMS_MAX_DECOMPRESSED_BYTES, CWMS_MAX_RESPONSE_BYTES, CWMS_STREAM_FORMAT)"
         );
         assert_eq!(
             config(&[("CWMS_MAX_DECOMPRESSED_BYTES", "10MB")]).unwrap_err(),
@@ -199,5 +216,20 @@ mod tests {
             config(&[("CWMS_EXCLUDE_METRICS", "a[")]).unwrap_err().starts_with("setting CWMS_EXCLUDE_METRICS=\"a[\": item 1 (\"a[\"): ")
         );
         assert_eq!(config(&[("CWMS_MAX_DECOMPRESSED_BYTES", "1048576")]).unwrap().max_decompressed_bytes, 1 << 20);
+        assert_eq!(
+            config(&[("CWMS_STREAM_FORMAT", "opentelemetry1")]).unwrap_err(),
+            "setting CWMS_STREAM_FORMAT=\"opentelemetry1\": expected auto, json, opentelemetry1.0 or opentelemetry0.7"
+        );
+    }
+
+    #[test]
+    fn stream_formats() {
+        let format = |value: &str| config(&[("CWMS_STREAM_FORMAT", value)]).unwrap().stream_format;
+        assert_eq!(config(&[]).unwrap().stream_format, None);
+        assert_eq!(format("auto"), None);
+        assert_eq!(format(""), None);
+        assert_eq!(format("json"), Some(OutputFormat::Json));
+        assert_eq!(format("opentelemetry1.0"), Some(OutputFormat::OpenTelemetry1_0));
+        assert_eq!(format(" opentelemetry0.7 "), Some(OutputFormat::OpenTelemetry0_7));
     }
 }

@@ -37,6 +37,17 @@ pub fn emf_document(stats: &Stats, function_name: &str, timestamp_ms: i64) -> St
     for (name, _, value) in metrics {
         doc[name] = json!(value);
     }
+    // The counts by stream format travel as properties of the document, not as metrics: each
+    // metric is a billed custom metric, and these are for Logs Insights when a format misbehaves
+    // (`filter RecordsOpenTelemetry > 0`), not for alarms.
+    for (name, value) in [
+        ("RecordsJson", stats.records_json),
+        ("RecordsOpenTelemetry", stats.records_opentelemetry),
+        ("DatumsOpenTelemetry1_0", stats.datums_opentelemetry_1_0),
+        ("DatumsOpenTelemetry0_7", stats.datums_opentelemetry_0_7),
+    ] {
+        doc[name] = json!(value);
+    }
     doc.to_string()
 }
 
@@ -58,5 +69,8 @@ mod tests {
         }
         assert_eq!((doc["RecordsIn"].as_f64(), doc["RecordsFailed"].as_f64(), doc["Datums"].as_f64()), (Some(3.0), Some(1.0), Some(7.0)));
         assert_eq!(doc["FunctionName"], "cwms-transform");
+        // The counts by format are properties, not metrics.
+        assert_eq!(doc["RecordsOpenTelemetry"], 0);
+        assert!(directive["Metrics"].as_array().unwrap().iter().all(|m| !m["Name"].as_str().unwrap().contains("OpenTelemetry")));
     }
 }

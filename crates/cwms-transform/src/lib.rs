@@ -10,13 +10,21 @@
 //! counted, stays within its cap (see [`MAX_RESPONSE_BYTES`]). Bad data never makes the function
 //! fail: only a malformed event (which Firehose never sends) does.
 //!
+//! A record may be in any of a metric stream's output formats, JSON or OpenTelemetry 1.0 or 0.7
+//! (gzip-wrapped or not); its format is told by its bytes (JSON starts with `{` after optional
+//! whitespace, anything else is length-prefixed protobuf; see `cwms_decode::otel::detect`) unless
+//! [`Config::stream_format`] sets it. Whatever the format, the `Ok` record carries the same
+//! normalized JSON lines: the raw zone holds one format.
+//!
 //! The Lambda entry point (`src/main.rs`) and `cwms transform` both call [`transform_to_json`], the
 //! same handler with the response written straight to JSON; `cwms run` calls [`transform`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use cwms_decode::otel::{Format, OtelCounts, detect, for_each_otel_datum_of};
 use cwms_decode::{decompress, for_each_normalized};
+use cwms_model::OutputFormat;
 
 mod config;
 mod emf;
@@ -82,6 +90,15 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes of the `Ok` records' normalized output (before base64).
     pub bytes_out: u64,
+    /// Records read as metric-stream JSON, whatever became of them (after base64 and gzip).
+    pub records_json: u64,
+    /// Records read as OpenTelemetry (either version), whatever became of them.
+    pub records_opentelemetry: u64,
+    /// Datums decoded from OpenTelemetry 1.0 data points of records that decoded (before the
+    /// filters and duplicate removal).
+    pub datums_opentelemetry_1_0: u64,
+    /// The same for OpenTelemetry 0.7 data points.
+    pub datums_opentelemetry_0_7: u64,
     /// Records turned `ProcessingFailed` because their `Ok` entry would not fit the response.
     pub records_over_budget: u64,
     /// The request was such that even every record's smallest entry does not fit the cap (see
@@ -117,6 +134,10 @@ impl<R> Outcome<R> {
             datums_filtered = s.datums_filtered,
             bytes_in = s.bytes_in,
             bytes_out = s.bytes_out,
+            records_json = s.records_json,
+            records_opentelemetry = s.records_opentelemetry,
+            datums_opentelemetry_1_0 = s.datums_opentelemetry_1_0,
+            datums_opentelemetry_0_7 = s.datums_opentelemetry_0_7,
             duration_ms = s.duration.as_secs_f64() * 1000.0,
             "batch transformed"
         );
@@ -136,6 +157,10 @@ struct Processed {
     duplicates: u64,
     filtered: u64,
     bytes_in: u64,
+    /// The record's format, once its bytes were read (after base64 and gzip).
+    format: Option<Format>,
+    /// Datums by OpenTelemetry version, for an OpenTelemetry record that decoded.
+    otel: OtelCounts,
 }
 
 /// Buffers reused from one record to the next, so that an invocation touches about one record's
@@ -319,6 +344,13 @@ fn transform_with(
             RecordResult::ProcessingFailed => {}
         }
         stats.bytes_in += processed.bytes_in;
+        match processed.format {
+            Some(Format::Json) => stats.records_json += 1,
+            Some(Format::OpenTelemetry) => stats.records_opentelemetry += 1,
+            None => {}
+        }
+        stats.datums_opentelemetry_1_0 += processed.otel.v1_0 as u64;
+        stats.datums_opentelemetry_0_7 += processed.otel.v0_7 as u64;
         stats.duplicates_removed += processed.duplicates;
         stats.datums_filtered += processed.filtered;
         match processed.result {
@@ -349,6 +381,8 @@ fn process_record(config: &Config, record: &FirehoseRecord<'_>, scratch: &mut Sc
         duplicates: 0,
         filtered: 0,
         bytes_in,
+        format: None,
+        otel: OtelCounts::default(),
     };
     scratch.out.clear();
     scratch.dedup.clear();
@@ -364,9 +398,52 @@ fn process_record(config: &Config, record: &FirehoseRecord<'_>, scratch: &mut Sc
         Ok(plain) => plain,
         Err(e) => return fail(e.to_string(), bytes_in),
     };
-    // The normalized lines take about as many bytes as the input's: reserve that once, rather
-    // than doubling (and copying) the buffer as they are written.
+    // The normalized lines take about as many bytes as the input's (more, for OpenTelemetry):
+    // reserve that once, rather than doubling (and copying) the buffer as they are written.
     scratch.out.reserve(plain.len() + plain.len() / 8);
+    let format = match config.stream_format {
+        None => detect(&plain),
+        Some(OutputFormat::Json) => Format::Json,
+        Some(_) => Format::OpenTelemetry,
+    };
+    let decoded = match format {
+        Format::Json => normalize_json(config, &plain, &mut scratch.out, &mut scratch.dedup),
+        Format::OpenTelemetry => normalize_otel(config, &plain, &mut scratch.out, &mut scratch.dedup),
+    };
+    let processed = |result, partition_hour_ms, reason, scratch: &Scratch, filtered, otel| Processed {
+        result,
+        partition_hour_ms,
+        reason,
+        datums: scratch.dedup.datums(),
+        duplicates: scratch.dedup.duplicates,
+        filtered,
+        bytes_in,
+        format: Some(format),
+        otel,
+    };
+    match decoded {
+        Err(reason) => {
+            scratch.out.clear();
+            Processed { format: Some(format), ..fail(reason, bytes_in) }
+        }
+        // Nothing left to deliver: every datum was filtered out, or the record held no datum.
+        Ok(Normalized { earliest: None, filtered, otel }) => {
+            Processed { datums: 0, duplicates: 0, ..processed(RecordResult::Dropped, arrival_ms, None, scratch, filtered, otel) }
+        }
+        Ok(Normalized { earliest: Some(earliest), filtered, otel }) => processed(RecordResult::Ok, earliest, None, scratch, filtered, otel),
+    }
+}
+
+/// What a record's datums came to, once written to `Scratch::out`.
+struct Normalized {
+    /// The earliest timestamp of the datums kept, if any was.
+    earliest: Option<i64>,
+    filtered: u64,
+    otel: OtelCounts,
+}
+
+/// Metric-stream JSON lines into normalized lines; a bad line fails the record.
+fn normalize_json(config: &Config, plain: &[u8], out: &mut Vec<u8>, dedup: &mut Dedup) -> Result<Normalized, String> {
     // Each datum is filtered and written out as it is decoded; one bad line fails the record,
     // and then the lines after it are only checked, so the reason can count them.
     let mut lines_bad = 0usize;
@@ -374,8 +451,7 @@ fn process_record(config: &Config, record: &FirehoseRecord<'_>, scratch: &mut Sc
     let mut first_error = None;
     let mut filtered = 0u64;
     let mut earliest: Option<i64> = None;
-    let dedup = &mut scratch.dedup;
-    for_each_normalized(&plain, &mut scratch.out, |out, start, item| match item {
+    for_each_normalized(plain, out, |out, start, item| match item {
         Ok(_) if lines_bad > 0 => {
             lines_good += 1;
             out.truncate(start);
@@ -396,30 +472,34 @@ fn process_record(config: &Config, record: &FirehoseRecord<'_>, scratch: &mut Sc
         }
     });
     if let Some(first) = first_error {
-        scratch.out.clear();
-        return fail(format!("{lines_bad} of {} lines invalid; first: {first}", lines_bad + lines_good), bytes_in);
+        return Err(format!("{lines_bad} of {} lines invalid; first: {first}", lines_bad + lines_good));
     }
-    let Some(earliest) = earliest else {
-        // Nothing left to deliver: every datum was filtered out, or the record held only blank lines.
-        return Processed {
-            result: RecordResult::Dropped,
-            partition_hour_ms: arrival_ms,
-            reason: None,
-            datums: 0,
-            duplicates: 0,
-            filtered,
-            bytes_in,
-        };
-    };
-    Processed {
-        result: RecordResult::Ok,
-        partition_hour_ms: earliest,
-        reason: None,
-        datums: scratch.dedup.datums(),
-        duplicates: scratch.dedup.duplicates,
-        filtered,
-        bytes_in,
-    }
+    Ok(Normalized { earliest, filtered, otel: OtelCounts::default() })
+}
+
+/// An OpenTelemetry record into normalized lines (`Datum::write_json_line`, the line the JSON
+/// path writes for the same datum); any problem fails the record, which decodes wholly or not
+/// at all.
+fn normalize_otel(config: &Config, plain: &[u8], out: &mut Vec<u8>, dedup: &mut Dedup) -> Result<Normalized, String> {
+    let mut filtered = 0u64;
+    let mut earliest: Option<i64> = None;
+    let expect = config.stream_format.and_then(OutputFormat::otel_version);
+    let otel = for_each_otel_datum_of(plain, expect, |datum| {
+        if !config.filters.keep(&datum.namespace, &datum.metric_name) {
+            filtered += 1;
+            return;
+        }
+        earliest = Some(earliest.map_or(datum.timestamp_ms, |e| e.min(datum.timestamp_ms)));
+        let start = out.len();
+        datum.write_json_line(out);
+        dedup.settle(out, start);
+    })
+    .map_err(|e| match config.stream_format {
+        Some(_) => format!("invalid OpenTelemetry record: {e}"),
+        // Told by its bytes: say so, for a record that was meant as JSON.
+        None => format!("invalid OpenTelemetry record (what does not start with `{{` is not JSON): {e}"),
+    })?;
+    Ok(Normalized { earliest, filtered, otel })
 }
 
 fn base64_len(bytes: usize) -> usize {

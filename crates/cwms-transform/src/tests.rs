@@ -219,7 +219,8 @@ fn undecodable_records_fail_with_a_reason() {
             "bad-base64 ProcessingFailed | `data` is not valid base64: Invalid symbol 42, offset 3.",
             "truncated-gzip ProcessingFailed | invalid gzip data: incomplete deflate stream",
             "bomb ProcessingFailed | gzip data decompresses to more than 1048576 bytes (the decompression cap)",
-            "not-json ProcessingFailed | 1 of 1 lines invalid; first: line 1: invalid JSON: expected value at column 1",
+            "not-json ProcessingFailed | invalid OpenTelemetry record (what does not start with `{` is not JSON): message 1 at byte 0: \
+             the length prefix says 104 bytes but only 4 follow in the record",
             "not-a-datum ProcessingFailed | 1 of 1 lines invalid; first: line 1: not a CloudWatch metric-stream datum (it has none of the datum's fields)",
         ],
     );
@@ -545,3 +546,5 @@ proptest! {
         prop_assert_eq!(outcome.failures.len() as u64, s.records_failed);
     }
 }
+
+mod otel;
