@@ -1,5 +1,9 @@
-//! The map phase: raw objects, streamed and decoded a block of lines at a time, merged into the
-//! `metrics_1m` partitions they touch.
+//! The map phase: raw objects, streamed and decoded a block of lines (or of OpenTelemetry
+//! messages) at a time, merged into the `metrics_1m` partitions they touch.
+//!
+//! A raw object is metric-stream JSON lines (what the transform writes) or, from an OpenTelemetry
+//! stream without a transform (Quick S3 setup), its records concatenated: length-prefixed
+//! messages. Its first plain bytes tell which (`cwms_decode::for_each_part`).
 //!
 //! An object is read as chunks from its store and inflated as it arrives, so memory does not
 //! grow with its size (a backfill's 200 MB gzip object of 2.8 GB of NDJSON takes a few blocks'
@@ -16,13 +20,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use cwms_decode::StreamError;
+use cwms_decode::otel::{decode_otel, for_each_message};
+use cwms_decode::{Part, StreamError};
+use cwms_model::Datum;
 use cwms_parquet::LakeObject;
 use cwms_store::{ObjectMeta, ObjectStore};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::merged::{Added, Merged};
-use crate::quarantine::{MAX_REJECTED_BYTES, Rejected, RejectedLine};
+use crate::quarantine::{MAX_REJECTED_BYTES, Rejected, RejectedKind, RejectedLine};
 use crate::{Error, Options, Partitions, Progress, Result};
 
 /// Plain bytes decoded at a time from one object, at most: 4 MiB, or less under a small point
@@ -227,49 +233,27 @@ fn decode_object(
     let mut rejected: Vec<RejectedLine> = Vec::new();
     let mut rejected_bytes = 0usize;
     let mut problem: Option<String> = None;
-    let streamed = cwms_decode::for_each_block(reader, cap, block_bytes, |block, first_line| {
+    let streamed = cwms_decode::for_each_part(reader, cap, block_bytes, None, |part| {
         if problem.is_some() {
             return;
         }
-        // The decoder skips a byte-order mark at the start of its input, as it should at the
-        // start of an object; a later block that starts with one starts with a line that holds
-        // it, which is rejected here exactly as reading the object whole would reject it.
-        let (block, first_line) = match block.strip_prefix(BYTE_ORDER_MARK) {
-            Some(_) if first_line > 1 => {
-                let end = block.iter().position(|&b| b == b'\n').unwrap_or(block.len());
-                let line = block[..end].strip_suffix(b"\r").unwrap_or(&block[..end]);
-                if let Err(reason) = cwms_decode::decode_line(line) {
-                    rejected_bytes += line.len();
-                    rejected.push(RejectedLine { line: first_line, reason: reason.to_string(), bytes: line.to_vec() });
-                }
-                (&block[(end + 1).min(block.len())..], first_line + 1)
+        let datums = match part {
+            Part::Lines { block, first_line } => lines_part(block, first_line, &mut rejected, &mut rejected_bytes),
+            Part::Messages { block, first_message, offset } => {
+                messages_part(block, first_message, offset, &mut rejected, &mut rejected_bytes)
             }
-            _ => (block, first_line),
         };
-        let decoded = cwms_decode::decode_lines(block);
-        if !decoded.errors.is_empty() {
-            let bad: HashSet<usize> = decoded.errors.iter().map(|e| e.line - 1).collect();
-            let mut reasons = decoded.errors.iter();
-            for (index, line) in cwms_decode::lines(block) {
-                if bad.contains(&index) {
-                    let error = reasons.next().expect("one error per bad line");
-                    rejected_bytes += line.len();
-                    rejected.push(RejectedLine { line: first_line + index, reason: error.problem.to_string(), bytes: line.to_vec() });
-                }
-            }
-        }
         if rejected_bytes > MAX_REJECTED_BYTES {
+            let (first, what) = (&rejected[0], kind_name(rejected[0].kind));
             problem = Some(format!(
-                "more than {} MiB of its lines are not metric-stream datums (first: line {}: {}); not metric-stream JSON lines \
-                 (the datums of its first {} lines were merged)",
+                "more than {} MiB of its {what}s are not metric-stream datums (first: {}); not a metric stream's {what}s \
+                 (the datums before were merged)",
                 MAX_REJECTED_BYTES >> 20,
-                rejected[0].line,
-                rejected[0].reason,
-                first_line - 1
+                first.describe(),
             ));
             return;
         }
-        match merged.add_datums(&decoded.datums, keep) {
+        match merged.add_datums(&datums, keep) {
             Ok(more) => added.absorb(more),
             Err(reason) => problem = Some(reason),
         }
@@ -292,17 +276,119 @@ fn decode_object(
     // An object none of whose lines is a datum (a Parquet file, a checkpoint, random bytes) is
     // not metric-stream data with bad lines, but not metric-stream data: it fails as a whole.
     if problem.is_none() && !rejected.is_empty() && added.datums + added.skipped == 0 {
-        problem = Some(format!(
-            "none of its {} lines is a metric-stream datum (first: line {}: {}): not metric-stream JSON lines",
-            rejected.len(),
-            rejected[0].line,
-            rejected[0].reason
-        ));
+        problem = Some(match rejected[0].kind {
+            RejectedKind::Line => format!(
+                "none of its {} lines is a metric-stream datum (first: {}): not metric-stream JSON lines",
+                rejected.len(),
+                rejected[0].describe()
+            ),
+            RejectedKind::Message => format!(
+                "none of its {} OpenTelemetry messages holds a metric-stream datum (first: {}): not a metric stream's",
+                rejected.len(),
+                rejected[0].describe()
+            ),
+        });
     }
     Ok(match problem {
         Some(reason) => Read1::Failed(reason),
         None => Read1::Decoded { added, rejected },
     })
+}
+
+/// The datums of a block of JSON lines; bad lines go to `rejected`.
+fn lines_part<'a>(block: &'a [u8], first_line: usize, rejected: &mut Vec<RejectedLine>, rejected_bytes: &mut usize) -> Vec<Datum<'a>> {
+    // The decoder skips a byte-order mark at the start of its input, as it should at the
+    // start of an object; a later block that starts with one starts with a line that holds
+    // it, which is rejected here exactly as reading the object whole would reject it.
+    let (block, first_line) = match block.strip_prefix(BYTE_ORDER_MARK) {
+        Some(_) if first_line > 1 => {
+            let end = block.iter().position(|&b| b == b'\n').unwrap_or(block.len());
+            let line = block[..end].strip_suffix(b"\r").unwrap_or(&block[..end]);
+            if let Err(reason) = cwms_decode::decode_line(line) {
+                *rejected_bytes += line.len();
+                rejected.push(RejectedLine {
+                    line: first_line,
+                    kind: RejectedKind::Line,
+                    reason: reason.to_string(),
+                    bytes: line.to_vec(),
+                });
+            }
+            (&block[(end + 1).min(block.len())..], first_line + 1)
+        }
+        _ => (block, first_line),
+    };
+    let decoded = cwms_decode::decode_lines(block);
+    if !decoded.errors.is_empty() {
+        let bad: HashSet<usize> = decoded.errors.iter().map(|e| e.line - 1).collect();
+        let mut reasons = decoded.errors.iter();
+        for (index, line) in cwms_decode::lines(block) {
+            if bad.contains(&index)
+                && let Some(error) = reasons.next()
+            {
+                *rejected_bytes += line.len();
+                rejected.push(RejectedLine {
+                    line: first_line + index,
+                    kind: RejectedKind::Line,
+                    reason: error.problem.to_string(),
+                    bytes: line.to_vec(),
+                });
+            }
+        }
+    }
+    decoded.datums
+}
+
+/// The datums of a block of whole OpenTelemetry messages; a message that does not decode goes to
+/// `rejected` whole (with its length prefix), named by its number and byte offset in the object.
+///
+/// A raw OpenTelemetry object is records concatenated, so messages concatenated: a bad message
+/// is one record's problem, and the messages after it, whose framing is intact, still count.
+fn messages_part<'a>(
+    block: &'a [u8],
+    first_message: usize,
+    offset: u64,
+    rejected: &mut Vec<RejectedLine>,
+    rejected_bytes: &mut usize,
+) -> Vec<Datum<'a>> {
+    // The usual block decodes whole; only a block with a bad message is read message by message.
+    if let Ok(datums) = decode_otel(block) {
+        return datums;
+    }
+    let mut datums = Vec::new();
+    let walked = for_each_message(block, |number, at, message| match decode_otel(message) {
+        Ok(good) => datums.extend(good),
+        Err(mut error) => {
+            error.message = first_message + number - 1;
+            error.offset = error.offset.saturating_add(at).saturating_add(usize::try_from(offset).unwrap_or(usize::MAX));
+            *rejected_bytes += message.len();
+            rejected.push(RejectedLine {
+                line: error.message,
+                kind: RejectedKind::Message,
+                reason: error.to_string(),
+                bytes: message.to_vec(),
+            });
+        }
+    });
+    // The stream hands out whole messages only, so the walk cannot stop early; if it ever did,
+    // what it did not reach is rejected rather than lost.
+    if let Err(error) = walked {
+        let at = error.offset;
+        *rejected_bytes += block.len() - at;
+        rejected.push(RejectedLine {
+            line: first_message + error.message - 1,
+            kind: RejectedKind::Message,
+            reason: error.to_string(),
+            bytes: block[at..].to_vec(),
+        });
+    }
+    datums
+}
+
+fn kind_name(kind: RejectedKind) -> &'static str {
+    match kind {
+        RejectedKind::Line => "line",
+        RejectedKind::Message => "message",
+    }
 }
 
 /// U+FEFF as UTF-8, which Windows tools put at the start of a text file.

@@ -1,4 +1,5 @@
-//! Lines of raw objects that are not datums: kept out of the lake, and kept.
+//! Lines of raw objects that are not datums (and messages of raw OpenTelemetry objects that do
+//! not decode): kept out of the lake, and kept.
 //!
 //! Raw objects our transform wrote are clean, but a stream without the transform (Quick S3
 //! setup), a replayed backfill or a hand-made file can hold a bad line among good ones. The good
@@ -31,14 +32,34 @@ pub const ERROR_CODE: &str = "cwms.RejectedLine";
 /// by line into the lake's rejected folder.
 pub const MAX_REJECTED_BYTES: usize = 16 << 20;
 
-/// One bad line.
+/// One bad line, or one bad message of an OpenTelemetry object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedLine {
-    /// 1-based, in the decompressed object.
+    /// 1-based, in the decompressed object: the line's number, or the message's.
     pub line: usize,
+    pub kind: RejectedKind,
+    /// Why; a message's reason names the message, its byte offset and the field.
     pub reason: String,
-    /// The line exactly as it was (without its `\n`).
+    /// The line exactly as it was (without its `\n`), or the message with its length prefix (so
+    /// that, redriven, it is an OpenTelemetry record of one message).
     pub bytes: Vec<u8>,
+}
+
+/// What was rejected: a line of a JSON object or a message of an OpenTelemetry one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectedKind {
+    Line,
+    Message,
+}
+
+impl RejectedLine {
+    /// Where and why: `line 7: invalid JSON ...`, `message 3 at byte 1200, resource_metrics[0]...: ...`.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            RejectedKind::Line => format!("line {}: {}", self.line, self.reason),
+            RejectedKind::Message => self.reason.clone(),
+        }
+    }
 }
 
 /// The bad lines of one raw object.
@@ -67,7 +88,7 @@ impl Rejected {
                 "attemptsMade": 1,
                 "arrivalTimestamp": self.last_modified_ms,
                 "errorCode": ERROR_CODE,
-                "errorMessage": format!("{} line {}: {}", self.location, line.line, line.reason),
+                "errorMessage": format!("{} {}", self.location, line.describe()),
                 "attemptEndingTimestamp": self.last_modified_ms,
                 "rawData": BASE64.encode(&line.bytes),
             });
@@ -85,8 +106,14 @@ pub async fn write_rejected(lake: &dyn ObjectStore, rejected: &[Rejected]) -> Re
         let key = object.document_key();
         lake.put(&key, Bytes::from(object.document()), PutMode::Overwrite).await?;
         let reason = match object.lines.as_slice() {
-            [only] => format!("line {}: {}", only.line, only.reason),
-            [first, ..] => format!("{} lines rejected; first: line {}: {}", object.lines.len(), first.line, first.reason),
+            [only] => only.describe(),
+            [first, ..] => {
+                let what = match first.kind {
+                    RejectedKind::Line => "lines",
+                    RejectedKind::Message => "messages",
+                };
+                format!("{} {what} rejected; first: {}", object.lines.len(), first.describe())
+            }
             [] => continue,
         };
         written.push(ObjectProblem { location: lake.describe(&key), reason: format!("{}: {reason}", object.location) });
@@ -104,7 +131,7 @@ mod tests {
             key: "raw/h/a.gz".into(),
             location: "s3://b/raw/h/a.gz".into(),
             last_modified_ms: 1_700_000_000_000,
-            lines: vec![RejectedLine { line: 7, reason: "invalid JSON".into(), bytes: b"{\"x\":".to_vec() }],
+            lines: vec![RejectedLine { line: 7, kind: RejectedKind::Line, reason: "invalid JSON".into(), bytes: b"{\"x\":".to_vec() }],
         };
         assert_eq!(rejected.document_key(), "_cwms/rejected/raw/h/a.gz.ndjson");
         let text = String::from_utf8(rejected.document()).unwrap();

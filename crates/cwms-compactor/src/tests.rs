@@ -558,3 +558,5 @@ async fn one_huge_object_is_published_while_it_is_read() {
     assert!(report.peak_points > max_points / 2 && report.peak_points <= max_points + max_points / 2, "peak {} points", report.peak_points);
     assert_eq!(snapshot(&dir.path().join("lake")), reference);
 }
+
+mod otel;
