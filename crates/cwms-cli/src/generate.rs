@@ -7,6 +7,9 @@
 //! - `raw-folder`: the gzip objects Firehose writes to S3 when no transform runs, under
 //!   `raw/YYYY/MM/DD/HH/`, what the compactor reads.
 //!
+//! `--stream-format` picks the metric stream's output format (CloudWatch's `OutputFormat`:
+//! `json`, `opentelemetry1.0`, `opentelemetry0.7`) for the records of events and raw folders.
+//!
 //! The data itself comes from `cwms_sample`; this module turns flags into a `Spec`, checks them
 //! with messages that name the flag, and writes files.
 
@@ -19,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
+use cwms_model::OutputFormat;
 use cwms_sample::{DEFAULT_MAX_EVENT_BYTES, MAX_MINUTES, MAX_SERIES, Malformation, NAMESPACES, SampleRecord, Spec};
 use cwms_transform::FirehoseEvent;
 use time::OffsetDateTime;
@@ -100,6 +104,25 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Ndjson)]
     format: Format,
 
+    /// The metric stream's output format (CloudWatch's OutputFormat): json, opentelemetry1.0 or
+    /// opentelemetry0.7. The OpenTelemetry formats make every record length-prefixed protobuf
+    /// messages (ExportMetricsServiceRequest), for --format firehose-event or raw-folder; their
+    /// series send percentiles only (CloudWatch streams no trimmed means in them), and the same
+    /// flags give the same datums in every format once --no-trimmed-means is given for json.
+    #[arg(long, value_name = "FORMAT", default_value = "json", value_parser = parse_output_format)]
+    stream_format: OutputFormat,
+
+    /// Leave out the trimmed means (TM(10%:90%)) that some series send beside their percentiles,
+    /// as a stream configured with percentiles only does (implied by an OpenTelemetry
+    /// --stream-format): json output then holds exactly the datums of OpenTelemetry output.
+    #[arg(long)]
+    no_trimmed_means: bool,
+
+    /// For --format raw-folder: gzip (Firehose's GZIP compression, objects named .gz) or none
+    /// (no compression, as a delivery stream can be configured).
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = RawCompression::Gzip)]
+    raw_compression: RawCompression,
+
     /// Where to write. ndjson: a file, or - for standard output (the default). firehose-event:
     /// standard output (the default, or -) or a .json file when there is one event (see
     /// --one-event), otherwise a folder that receives event-0001.json, event-0002.json, ...
@@ -124,7 +147,9 @@ Examples:
   cwms generate --minutes 5 | head -3
   cwms generate --start 2026-01-15T10:00:00Z --series 1000 --out sample.ndjson
   cwms generate --format firehose-event --malformed 2% --out events/
-  cwms generate --format raw-folder --minutes 180 --duplicates 5% --late 5% --out ./data";
+  cwms generate --format raw-folder --minutes 180 --duplicates 5% --late 5% --out ./data
+  cwms generate --format raw-folder --stream-format opentelemetry1.0 --out ./quick-s3
+  cwms generate --format firehose-event --stream-format opentelemetry0.7 --gzip 10% --out otel-events/";
 
 /// The shape of the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -135,6 +160,15 @@ enum Format {
     FirehoseEvent,
     /// Firehose's S3 objects without a transform: raw/YYYY/MM/DD/HH/<stream>-1-<time>-<id>.gz.
     RawFolder,
+}
+
+/// How raw-folder objects are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RawCompression {
+    /// Gzip, as Firehose writes with GZIP compression.
+    Gzip,
+    /// Plain bytes, as Firehose writes with no compression.
+    None,
 }
 
 /// How a malformed record is damaged (see `cwms_sample::Malformation`).
@@ -169,16 +203,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let written = match args.format {
         Format::Ndjson => write_ndjson(&records, &out)?,
         Format::FirehoseEvent => write_events(&spec, &records, args.max_event_bytes, args.one_event, &out)?,
-        Format::RawFolder => write_raw(&spec, &records, &out)?,
+        Format::RawFolder => write_raw(&spec, &records, args.raw_compression, &out)?,
     };
     let malformed = records.iter().filter(|r| r.is_malformed()).count();
     err!(
-        "cwms generate: {} series x {} minutes from {} (seed {}): {} records ({} malformed); wrote {}",
+        "cwms generate: {} series x {} minutes from {} (seed {}): {} {} records ({} malformed); wrote {}",
         spec.series,
         spec.minutes,
         rfc3339(spec.start_ms),
         spec.seed,
         records.len(),
+        spec.stream_format,
         malformed,
         written
     );
@@ -189,6 +224,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn spec(args: &Args, now_ms: i64) -> anyhow::Result<Spec> {
     const HOUR_MS: i64 = 3_600_000;
     let text_only = args.format == Format::Ndjson;
+    if text_only && args.stream_format != OutputFormat::Json {
+        bail!("--stream-format {} needs --format firehose-event or raw-folder: ndjson output is JSON lines", args.stream_format);
+    }
+    if args.raw_compression != RawCompression::Gzip && args.format != Format::RawFolder {
+        bail!("--raw-compression needs --format raw-folder");
+    }
     if text_only && args.gzip > 0.0 {
         bail!("--gzip needs --format firehose-event: ndjson output is text");
     }
@@ -236,6 +277,8 @@ fn spec(args: &Args, now_ms: i64) -> anyhow::Result<Spec> {
         account_id: args.account_id.clone(),
         region: args.region.clone(),
         stream_name: args.stream_name.clone(),
+        stream_format: args.stream_format,
+        trimmed_means: args.stream_format == OutputFormat::Json && !args.no_trimmed_means,
     };
     spec.validate().context("invalid arguments")?;
     Ok(spec)
@@ -327,9 +370,12 @@ fn write_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: usize, o
     }
 }
 
-fn write_raw(spec: &Spec, records: &[SampleRecord], out: &Output) -> anyhow::Result<String> {
+fn write_raw(spec: &Spec, records: &[SampleRecord], compression: RawCompression, out: &Output) -> anyhow::Result<String> {
     let Output::Folder(folder) = out else { unreachable!("raw-folder always writes a folder") };
-    let objects = cwms_sample::raw_objects(spec, records);
+    let objects = match compression {
+        RawCompression::Gzip => cwms_sample::raw_objects(spec, records),
+        RawCompression::None => cwms_sample::raw_objects_uncompressed(spec, records),
+    };
     let paths: Vec<PathBuf> = objects.iter().map(|o| folder.join(&o.key)).collect();
     prepare_folder(folder, paths.iter().map(PathBuf::as_path))?;
     for (path, object) in paths.iter().zip(&objects) {
@@ -367,6 +413,11 @@ fn create_file(path: &Path) -> anyhow::Result<fs::File> {
 /// Creates a file that must not exist yet.
 fn create_new_file(path: &Path) -> anyhow::Result<fs::File> {
     fs::File::create_new(path).with_context(|| format!("creating {}", path.display()))
+}
+
+/// A metric stream output format, by CloudWatch's name.
+pub(crate) fn parse_output_format(text: &str) -> Result<OutputFormat, String> {
+    text.trim().parse().map_err(|e: cwms_model::otel::UnknownOutputFormat| e.to_string())
 }
 
 /// A share such as `0.05` or `5%`, between 0 and 1.
@@ -581,6 +632,29 @@ mod tests {
         check(
             "--format firehose-event --out e --max-event-bytes 7000000",
             Err("--max-event-bytes must be between 1 and 6291456 (6 MiB, Lambda's payload limit), found 7000000"),
+        );
+    }
+
+    #[test]
+    fn stream_formats() {
+        let spec_of = |flags: &str| spec(&parse(flags).unwrap(), NOW_MS).map_err(|e| format!("{e:#}"));
+        let json = spec_of("--format firehose-event").unwrap();
+        assert_eq!((json.stream_format, json.trimmed_means), (OutputFormat::Json, true));
+        let otel = spec_of("--format raw-folder --out x --stream-format opentelemetry1.0").unwrap();
+        assert_eq!((otel.stream_format, otel.trimmed_means), (OutputFormat::OpenTelemetry1_0, false));
+        let otel = spec_of("--format firehose-event --stream-format opentelemetry0.7 --gzip 5%").unwrap();
+        assert_eq!((otel.stream_format, otel.trimmed_means, otel.gzip_share), (OutputFormat::OpenTelemetry0_7, false, 0.05));
+        assert!(!spec_of("--no-trimmed-means").unwrap().trimmed_means);
+        assert_eq!(
+            spec_of("--stream-format opentelemetry1.0").unwrap_err(),
+            "--stream-format opentelemetry1.0 needs --format firehose-event or raw-folder: ndjson output is JSON lines"
+        );
+        assert_eq!(spec_of("--format firehose-event --raw-compression none").unwrap_err(), "--raw-compression needs --format raw-folder");
+        check(
+            "--stream-format otlp",
+            Err(
+                "error: invalid value 'otlp' for '--stream-format <FORMAT>': unknown output format \"otlp\" (known: json, opentelemetry1.0, opentelemetry0.7)",
+            ),
         );
     }
 

@@ -201,7 +201,7 @@ mod tests {
         let documents = read_error_documents(bytes).unwrap();
         assert_eq!(documents.len(), 1);
         assert_eq!(BASE64.decode(&documents[0].raw_data).unwrap(), b"junk", "the original bytes are kept");
-        assert!(documents[0].error_message.contains("line 1: invalid JSON"), "{}", documents[0].error_message);
+        assert!(documents[0].error_message.contains("invalid OpenTelemetry record"), "{}", documents[0].error_message);
         assert_eq!((delivery.records_ok, delivery.records_failed), (2, 1));
     }
 

@@ -97,12 +97,15 @@ struct Scan {
     files_not_read: u64,
 }
 
-/// One file's lines packed into records.
+/// One file's lines (or OpenTelemetry messages) packed into records.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Packed {
     records: Vec<Blob>,
+    /// Lines, or messages when `messages`.
     lines: u64,
     bytes: u64,
+    /// The file held OpenTelemetry messages rather than JSON lines.
+    messages: bool,
 }
 
 async fn dry_run(args: Args, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -118,7 +121,11 @@ async fn dry_run(args: Args, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
                 let _ = out!(
                     "{}: {} in {} ({} bytes)",
                     path.display(),
-                    plural(packed.lines, "line", "lines"),
+                    if packed.messages {
+                        plural(packed.lines, "OpenTelemetry message", "OpenTelemetry messages")
+                    } else {
+                        plural(packed.lines, "line", "lines")
+                    },
                     plural(packed.records.len() as u64, "record", "records"),
                     packed.bytes
                 );
@@ -269,8 +276,15 @@ fn read_and_pack(path: &Path, record_bytes: usize) -> Result<Packed, String> {
 }
 
 /// Packs the non-blank lines of `plain` into records of at most `record_bytes` (a longer line
-/// alone), each line whole and ending in `\n`.
+/// alone), each line whole and ending in `\n`; or, when `plain` is OpenTelemetry (it does not
+/// start with `{`, and it is length-prefixed messages to its last byte), its messages, each
+/// whole. Anything else is lines, sent as they are, bad or not.
 fn pack(plain: &[u8], record_bytes: usize) -> Result<Packed, String> {
+    if cwms_decode::otel::detect(plain) == cwms_decode::otel::Format::OpenTelemetry
+        && cwms_decode::otel::for_each_message(plain, |_, _, _| {}).is_ok()
+    {
+        return pack_messages(plain, record_bytes);
+    }
     let mut packed = Packed::default();
     let mut current: Vec<u8> = Vec::new();
     // `lines` skips blank lines and drops a `\r` before the `\n`, as the transform reads them.
@@ -289,6 +303,41 @@ fn pack(plain: &[u8], record_bytes: usize) -> Result<Packed, String> {
         current.push(b'\n');
         packed.lines += 1;
         packed.bytes += size as u64;
+    }
+    if !current.is_empty() {
+        packed.records.push(Blob::new(current));
+    }
+    Ok(packed)
+}
+
+/// Packs the messages of an OpenTelemetry stream (a raw object of an OpenTelemetry metric stream
+/// is its records concatenated) into records of at most `record_bytes` (a longer message alone),
+/// each message whole with its length prefix, as a record holds them.
+fn pack_messages(plain: &[u8], record_bytes: usize) -> Result<Packed, String> {
+    let mut packed = Packed { messages: true, ..Packed::default() };
+    let mut current: Vec<u8> = Vec::new();
+    let mut too_long = None;
+    cwms_decode::otel::for_each_message(plain, |number, offset, message| {
+        if too_long.is_some() {
+            return;
+        }
+        if message.len() > MAX_RECORD_BYTES {
+            too_long = Some(format!(
+                "OpenTelemetry message {number} at byte {offset} is {} bytes, more than a Firehose record can hold ({MAX_RECORD_BYTES} bytes)",
+                message.len()
+            ));
+            return;
+        }
+        if !current.is_empty() && current.len() + message.len() > record_bytes {
+            packed.records.push(Blob::new(std::mem::take(&mut current)));
+        }
+        current.extend_from_slice(message);
+        packed.lines += 1;
+        packed.bytes += message.len() as u64;
+    })
+    .map_err(|e| format!("not whole OpenTelemetry messages: {e}"))?;
+    if let Some(reason) = too_long {
+        return Err(reason);
     }
     if !current.is_empty() {
         packed.records.push(Blob::new(current));
@@ -392,6 +441,26 @@ mod tests {
         check("a\nbbbbbbbb\nc\n", 4, &["a\n", "bbbbbbbb\n", "c\n"]);
         // Blank lines are skipped and a CRLF ending becomes a LF; the line itself is untouched.
         check("{\"x\": 1} \r\n\n  \nnot json\n", 100, &["{\"x\": 1} \nnot json\n"]);
+    }
+
+    #[test]
+    fn opentelemetry_messages_are_packed_whole() {
+        // Three messages of 3, 2 and 5 bytes with their prefixes.
+        let plain = b"\x02ab\x01c\x04defg";
+        let packed = pack(plain, 5).unwrap();
+        let records: Vec<&[u8]> = packed.records.iter().map(|r| r.as_ref()).collect();
+        assert_eq!(records, [&b"\x02ab\x01c"[..], b"\x04defg"]);
+        assert_eq!((packed.lines, packed.bytes, packed.messages), (3, 10, true));
+        // Bytes that are not whole messages are lines, sent as they are.
+        let packed = pack(b"\x02ab\x05c", 100).unwrap();
+        assert_eq!((packed.lines, packed.messages), (1, false));
+        // A message of 1,024,016 bytes (the varint 90 c0 3e).
+        let mut long = vec![0x90, 0xc0, 0x3e];
+        long.resize(3 + MAX_RECORD_BYTES + 16, b'x');
+        assert_eq!(
+            pack(&long, 10).unwrap_err(),
+            "OpenTelemetry message 1 at byte 0 is 1024019 bytes, more than a Firehose record can hold (1024000 bytes)"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! exactly as Firehose would (events of at most 3 MB, base64, the Lambda's own handler), writes
 //! what Firehose would write (`raw/` and `errors/processing-failed/`), then compacts `raw/` into
 //! `lake/`. A small share of records is malformed on purpose so the failure path shows.
+//! `--stream-format` sends the records in one of the OpenTelemetry formats instead of JSON.
 
 use crate::output::out;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use cwms_compactor::{Options, Progress};
+use cwms_model::OutputFormat;
 use cwms_parquet::Table;
 use cwms_sample::Spec;
 use cwms_store::{LocalStore, ObjectStore, PutMode};
@@ -46,6 +48,16 @@ pub struct Args {
     /// Seed of every random choice: the same seed and start give the same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The metric stream's output format (CloudWatch's OutputFormat): json, opentelemetry1.0 or
+    /// opentelemetry0.7. The records reach the transform in this format (which it tells by their
+    /// bytes) and leave it as the same JSON lines; OpenTelemetry streams send percentiles only.
+    #[arg(long, value_name = "FORMAT", default_value = "json", value_parser = crate::generate::parse_output_format)]
+    pub stream_format: OutputFormat,
+    /// Leave out the trimmed means some series send beside their percentiles (implied by an
+    /// OpenTelemetry --stream-format, which cannot carry them): a json run then holds exactly
+    /// the datums of an OpenTelemetry one.
+    #[arg(long)]
+    pub no_trimmed_means: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -61,6 +73,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         late_share: 0.02,
         gzip_share: 0.05,
         stream_name: "cwms-demo".to_owned(),
+        stream_format: args.stream_format,
+        trimmed_means: args.stream_format == OutputFormat::Json && !args.no_trimmed_means,
         ..Spec::default()
     };
     spec.validate().context("invalid data specification")?;
@@ -128,10 +142,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out!("  (the folder held an earlier run: this run's data was merged into its raw zone and lake; use a new --out for a fresh one)")?;
     }
     out!(
-        "  generated   {} series x {} minutes = {generated_datums} datums, in {} Firehose records",
+        "  generated   {} series x {} minutes = {generated_datums} datums, in {} Firehose records ({})",
         spec.series,
         spec.minutes,
-        records.len()
+        records.len(),
+        spec.stream_format
     )?;
     out!(
         "  transform   {}: {} records ok, {} dropped, {} failed ({} datums out)",

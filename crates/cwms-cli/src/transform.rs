@@ -55,6 +55,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             s.bytes_out,
             s.duration.as_secs_f64() * 1000.0
         );
+        err!(
+            "formats: {} json records, {} opentelemetry records ({} datums of 1.0, {} of 0.7)",
+            s.records_json,
+            s.records_opentelemetry,
+            s.datums_opentelemetry_1_0,
+            s.datums_opentelemetry_0_7
+        );
         for failure in &outcome.failures {
             err!("failed record {}: {}", failure.record_id, failure.reason);
         }

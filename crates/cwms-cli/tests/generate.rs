@@ -105,7 +105,7 @@ fn firehose_events_go_through_the_transform() {
         }
     }
     let summary = stderr(&out);
-    assert!(summary.contains(&format!("{} records ({failed} malformed)", ok + failed)), "{summary}");
+    assert!(summary.contains(&format!("{} json records ({failed} malformed)", ok + failed)), "{summary}");
     assert!(failed > 0 && ok > failed * 4, "ok {ok}, failed {failed}");
 
     // The same folder again: nothing is overwritten.

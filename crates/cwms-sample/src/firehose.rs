@@ -18,7 +18,8 @@ use std::io::Write;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cwms_model::firehose::{FirehoseEvent, FirehoseRecord};
-use cwms_model::utc_hour;
+use cwms_model::otel::{OtelVersion, write_otel_message};
+use cwms_model::{OwnedDatum, utc_hour};
 
 use crate::draw::{Draw, stream};
 use crate::{Error, MINUTE_MS, Minutes, Result, Spec, wire};
@@ -45,17 +46,25 @@ const MAX_LATE_MINUTES: u64 = 15;
 /// The smallest and largest size CloudWatch aims for when it fills a record.
 const RECORD_TARGET_BYTES: (u64, u64) = (4 * 1024, 128 * 1024);
 
+/// The most data points in one OpenTelemetry message of a sample record (the one public capture
+/// of a CloudWatch OpenTelemetry record has 52 in a message).
+pub const OTEL_POINTS_PER_MESSAGE: usize = 50;
+
 /// How many lines of the neighbouring good record a malformed record copies, at most.
 const MALFORMED_LINES: usize = 10;
 
-/// How a malformed record is damaged.
+/// How a malformed record is damaged (in JSON; in an OpenTelemetry format, the same kind of
+/// damage the protobuf way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Malformation {
-    /// One line stops partway, as if a writer was cut off: invalid JSON.
+    /// One line stops partway, as if a writer was cut off: invalid JSON. OpenTelemetry: the
+    /// record stops inside its last message.
     TruncatedLine,
-    /// One line has no `value` object: valid JSON, but not a datum.
+    /// One line has no `value` object: valid JSON, but not a datum. OpenTelemetry: a data
+    /// point's `Namespace` is empty.
     MissingValue,
     /// One line has a statistic given as a string (`"sum":"12.0"`): a wrong type.
+    /// OpenTelemetry: a statistic that is not a number (NaN; the sum, for a count).
     NonNumberStatistic,
     /// The record is gzip, cut off halfway: it does not decompress.
     BadGzip,
@@ -80,7 +89,8 @@ impl Malformation {
 /// One Firehose record as CloudWatch (or a misbehaving producer) would put it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SampleRecord {
-    /// The record's bytes: JSON lines each ending in `\n`, possibly gzip-wrapped.
+    /// The record's bytes: JSON lines each ending in `\n`, or length-prefixed OpenTelemetry
+    /// messages (see [`Spec::stream_format`]), possibly gzip-wrapped.
     pub bytes: Vec<u8>,
     /// When Firehose received it, in epoch milliseconds; records come in arrival order.
     pub arrival_ms: i64,
@@ -103,6 +113,11 @@ impl SampleRecord {
 /// [`Spec::malformed_share`] of all records are malformed extras; [`Spec::gzip_share`] of the
 /// good records are gzip-wrapped.
 ///
+/// In an OpenTelemetry format, a record holds the same datums as in JSON (records are cut by the
+/// size of their JSON lines, so the records, their arrivals and their ids are the same in every
+/// format), as messages of at most [`OTEL_POINTS_PER_MESSAGE`] data points; a malformed record is
+/// damaged the OpenTelemetry way of the same kind (see [`Malformation`]).
+///
 /// # Panics
 ///
 /// If the spec is invalid (see [`Spec::validate`]).
@@ -110,14 +125,16 @@ pub fn records(spec: &Spec) -> Vec<SampleRecord> {
     let mut minutes = Minutes::new(spec);
     let origin = spec.origin();
     let mut packer = Packer { spec, draw: Draw::new(spec.seed, stream::RECORDS), out: Vec::new() };
+    let otel = spec.stream_format.otel_version().is_some();
     // Lines held back for a later minute's records, by the index of that minute.
-    let mut late: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut late: BTreeMap<u64, Vec<Line>> = BTreeMap::new();
     let mut minute = 0u64;
     while let Some((timestamp_ms, values)) = minutes.next_minute() {
         let mut lines = late.remove(&minute).unwrap_or_default();
         for (series, v) in minutes.series.iter().zip(&values) {
-            let mut line = Vec::with_capacity(400);
-            wire::write_line(&origin, series, timestamp_ms, v, &mut line);
+            let mut text = Vec::with_capacity(400);
+            wire::write_line(&origin, series, timestamp_ms, v, &mut text);
+            let line = Line { text, datum: otel.then(|| wire::datum(&origin, series, timestamp_ms, v)) };
             if packer.draw.chance(spec.late_share) {
                 let delay = packer.draw.between(1, MAX_LATE_MINUTES);
                 late.entry(minute + delay).or_default().push(line);
@@ -135,6 +152,13 @@ pub fn records(spec: &Spec) -> Vec<SampleRecord> {
     packer.out
 }
 
+/// One datum due in a record: its JSON line, and for an OpenTelemetry stream the datum itself.
+#[derive(Clone)]
+struct Line {
+    text: Vec<u8>,
+    datum: Option<OwnedDatum>,
+}
+
 /// Packs the lines due in one minute into records.
 struct Packer<'a> {
     spec: &'a Spec,
@@ -143,17 +167,17 @@ struct Packer<'a> {
 }
 
 impl Packer<'_> {
-    fn send(&mut self, minute: u64, lines: Vec<Vec<u8>>) {
+    fn send(&mut self, minute: u64, lines: Vec<Line>) {
         let lines = self.with_duplicates(lines);
-        let mut records: Vec<Vec<Vec<u8>>> = Vec::new();
-        let mut current: Vec<Vec<u8>> = Vec::new();
+        let mut records: Vec<Vec<Line>> = Vec::new();
+        let mut current: Vec<Line> = Vec::new();
         let (mut size, mut target) = (0usize, self.target());
         for line in lines {
-            if !current.is_empty() && size + line.len() > target {
+            if !current.is_empty() && size + line.text.len() > target {
                 records.push(std::mem::take(&mut current));
                 (size, target) = (0, self.target());
             }
-            size += line.len();
+            size += line.text.len();
             current.push(line);
         }
         if !current.is_empty() {
@@ -166,10 +190,16 @@ impl Packer<'_> {
             let arrival_ms = base + (i as i64 * MINUTE_MS + self.draw.below(MINUTE_MS as u64) as i64) / count;
             while self.draw.chance(self.spec.malformed_share) {
                 let kind = *self.draw.pick(&self.spec.malformations);
-                let bytes = malformed(kind, &lines, &mut self.draw);
+                let bytes = match self.spec.stream_format.otel_version() {
+                    None => malformed(kind, &texts(&lines), &mut self.draw),
+                    Some(version) => malformed_otel(kind, &lines, version, &mut self.draw),
+                };
                 self.out.push(SampleRecord { bytes, arrival_ms, malformed: Some(kind) });
             }
-            let text = lines.concat();
+            let text = match self.spec.stream_format.otel_version() {
+                None => texts(&lines).concat(),
+                Some(version) => otel_record(&lines, version),
+            };
             debug_assert!(text.len() <= MAX_RECORD_BYTES);
             let bytes = if self.draw.chance(self.spec.gzip_share) { gzip(&text) } else { text };
             self.out.push(SampleRecord { bytes, arrival_ms, malformed: None });
@@ -177,7 +207,7 @@ impl Packer<'_> {
     }
 
     /// The lines with [`Spec::duplicate_share`] of them repeated at a later position.
-    fn with_duplicates(&mut self, lines: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    fn with_duplicates(&mut self, lines: Vec<Line>) -> Vec<Line> {
         if self.spec.duplicate_share == 0.0 {
             return lines;
         }
@@ -199,6 +229,55 @@ impl Packer<'_> {
     fn target(&mut self) -> usize {
         self.draw.between(RECORD_TARGET_BYTES.0, RECORD_TARGET_BYTES.1) as usize
     }
+}
+
+fn texts(lines: &[Line]) -> Vec<Vec<u8>> {
+    lines.iter().map(|l| l.text.clone()).collect()
+}
+
+/// The datums of `lines` as length-prefixed OpenTelemetry messages, as CloudWatch packs them.
+fn otel_record(lines: &[Line], version: OtelVersion) -> Vec<u8> {
+    let datums: Vec<OwnedDatum> = lines.iter().map(|l| l.datum.clone().expect("datums are kept for OpenTelemetry streams")).collect();
+    let mut out = Vec::with_capacity(datums.len() * 200);
+    for chunk in datums.chunks(OTEL_POINTS_PER_MESSAGE) {
+        write_otel_message(chunk, version, &mut out).expect("the sample's datums carry only what OpenTelemetry can");
+    }
+    out
+}
+
+/// [`malformed`] for an OpenTelemetry stream: the same kind of damage, the protobuf way, with
+/// exactly the same draws (so the records after it are the same in every format).
+fn malformed_otel(kind: Malformation, lines: &[Line], version: OtelVersion, draw: &mut Draw) -> Vec<u8> {
+    let mut lines = lines[..lines.len().min(MALFORMED_LINES)].to_vec();
+    let victim = draw.index(lines.len());
+    let body_len = lines[victim].text.len() - 1;
+    let datum = lines[victim].datum.as_mut().expect("datums are kept for OpenTelemetry streams");
+    match kind {
+        Malformation::TruncatedLine => {
+            // Cut strictly inside the last message: its length then says more than follows.
+            let cut = 1 + draw.index(body_len - 1);
+            let record = otel_record(&lines, version);
+            let last = lines.len().div_ceil(OTEL_POINTS_PER_MESSAGE) - 1;
+            let last_start = if last == 0 { 0 } else { otel_record(&lines[..last * OTEL_POINTS_PER_MESSAGE], version).len() };
+            let keep = last_start + 1 + cut % (record.len() - last_start - 1).max(1);
+            return record[..keep].to_vec();
+        }
+        Malformation::MissingValue => datum.namespace = "".into(),
+        Malformation::NonNumberStatistic => match *draw.pick(&["max", "min", "sum", "count"]) {
+            "max" => datum.max = f64::NAN,
+            "min" => datum.min = f64::NAN,
+            // OpenTelemetry's count is an integer: it cannot be anything but a number.
+            _ => datum.sum = f64::NAN,
+        },
+        Malformation::BadGzip => {}
+    }
+    let record = otel_record(&lines, version);
+    if kind == Malformation::BadGzip {
+        let mut whole = gzip(&record);
+        whole.truncate(whole.len() / 2);
+        return whole;
+    }
+    record
 }
 
 /// A malformed copy of the first lines of a good record, damaged as `kind` says.
@@ -325,7 +404,9 @@ pub struct RawObject {
     /// `raw/YYYY/MM/DD/HH/<stream>-1-YYYY-MM-DD-HH-MM-SS-<uuid>.gz`: Firehose's default UTC hour
     /// prefix (under `raw/`) and object name, from the first record's arrival.
     pub key: String,
-    /// The gzip of the records' bytes, concatenated as they arrived (Firehose adds no separator).
+    /// The gzip of the records' bytes, concatenated as they arrived (Firehose adds no separator;
+    /// OpenTelemetry records, messages each preceded by its length, concatenate into one such
+    /// sequence of messages). Not gzip from [`raw_objects_uncompressed`].
     pub bytes: Vec<u8>,
     /// How many records the object holds.
     pub records: usize,
@@ -337,6 +418,17 @@ pub struct RawObject {
 ///
 /// Records are copied verbatim, malformed ones included, exactly as Firehose would.
 pub fn raw_objects(spec: &Spec, records: &[SampleRecord]) -> Vec<RawObject> {
+    raw_objects_compressed(spec, records, true)
+}
+
+/// [`raw_objects`] as Firehose writes them with no compression configured (the default of a
+/// delivery stream made by a metric stream's Quick S3 setup is to gzip, but it can be changed):
+/// the same objects, not gzipped, without the `.gz` suffix.
+pub fn raw_objects_uncompressed(spec: &Spec, records: &[SampleRecord]) -> Vec<RawObject> {
+    raw_objects_compressed(spec, records, false)
+}
+
+fn raw_objects_compressed(spec: &Spec, records: &[SampleRecord], compressed: bool) -> Vec<RawObject> {
     let mut names = Draw::new(spec.seed, stream::RAW_NAMES);
     let mut objects = Vec::new();
     let mut start = 0;
@@ -361,9 +453,15 @@ pub fn raw_objects(spec: &Spec, records: &[SampleRecord]) -> Vec<RawObject> {
         let seconds = first.arrival_ms.div_euclid(1000);
         let (minute, second) = ((seconds / 60) % 60, seconds % 60);
         let (date, hh) = (hour.date(), hour.hour_text());
-        let key =
-            format!("raw/{}/{hh}/{}-1-{date}-{hh}-{minute:02}-{second:02}-{}.gz", date.replace('-', "/"), spec.stream_name, names.uuid());
-        objects.push(RawObject { key, bytes: gzip(&buffer), records: end - start });
+        let suffix = if compressed { ".gz" } else { "" };
+        let key = format!(
+            "raw/{}/{hh}/{}-1-{date}-{hh}-{minute:02}-{second:02}-{}{suffix}",
+            date.replace('-', "/"),
+            spec.stream_name,
+            names.uuid()
+        );
+        let bytes = if compressed { gzip(&buffer) } else { buffer };
+        objects.push(RawObject { key, bytes, records: end - start });
         start = end;
     }
     objects

@@ -7,7 +7,8 @@
 //! - [`datums`]: every datum, ordered by minute then series: the truth a pipeline must reproduce;
 //! - [`ndjson`]: the same datums as metric-stream JSON lines, in the same order;
 //! - [`records`]: what CloudWatch hands Firehose, in arrival order, with the duplicates, late
-//!   datums and malformed records the spec asks for;
+//!   datums and malformed records the spec asks for, in the stream's output format
+//!   ([`Spec::stream_format`]: JSON lines, or OpenTelemetry 1.0 or 0.7 messages);
 //! - [`firehose_events`]: those records batched into Firehose data-transformation events;
 //! - [`raw_objects`]: the gzip objects Firehose would write to S3 from those records without a
 //!   transform.
@@ -25,7 +26,7 @@
 //!
 //! Nothing here does IO, reads the environment or needs an async runtime.
 
-use cwms_model::OwnedDatum;
+use cwms_model::{OutputFormat, OwnedDatum};
 
 mod catalog;
 mod draw;
@@ -38,8 +39,8 @@ mod tests;
 
 pub use catalog::{MAX_DIMENSIONS, NAMESPACES, Series};
 pub use firehose::{
-    DEFAULT_MAX_EVENT_BYTES, MAX_RECORD_BYTES, Malformation, RAW_BUFFER_BYTES, RAW_BUFFER_INTERVAL_MS, RawObject, SampleRecord,
-    firehose_events, raw_objects, records,
+    DEFAULT_MAX_EVENT_BYTES, MAX_RECORD_BYTES, Malformation, OTEL_POINTS_PER_MESSAGE, RAW_BUFFER_BYTES, RAW_BUFFER_INTERVAL_MS, RawObject,
+    SampleRecord, firehose_events, raw_objects, raw_objects_uncompressed, records,
 };
 
 /// The start of [`Spec::default`]: 2026-01-15T10:00:00Z, a fixed hour so default samples never change.
@@ -86,6 +87,9 @@ pub enum Error {
     /// No namespace at all.
     #[error("at least one namespace is needed (known: {known})", known = NAMESPACES.join(", "))]
     NoNamespaces,
+    /// Trimmed means asked of an OpenTelemetry stream, which can carry percentiles only.
+    #[error("trimmed_means needs stream_format json: an {0} stream carries percentiles only")]
+    TrimmedMeans(OutputFormat),
     /// Malformed records are asked for, but no kind of malformation is allowed.
     #[error("malformed_share is above 0 but malformations is empty")]
     NoMalformations,
@@ -137,6 +141,14 @@ pub struct Spec {
     pub region: String,
     /// The metric stream's name, also used as the Firehose delivery stream's name.
     pub stream_name: String,
+    /// The stream's output format: what [`records`] are made of. The datums are the same in
+    /// every format (as long as [`Spec::trimmed_means`] is off).
+    pub stream_format: OutputFormat,
+    /// Whether the series configured with a trimmed mean (`TM(10%:90%)`) beside their
+    /// percentiles send it. CloudWatch accepts only percentiles for an OpenTelemetry stream, so
+    /// this must be off for one; turned off, a JSON stream sends the same datums as an
+    /// OpenTelemetry one.
+    pub trimmed_means: bool,
 }
 
 impl Default for Spec {
@@ -158,6 +170,8 @@ impl Default for Spec {
             account_id: "123456789012".to_owned(),
             region: "us-east-1".to_owned(),
             stream_name: "cwms-sample-stream".to_owned(),
+            stream_format: OutputFormat::Json,
+            trimmed_means: true,
         }
     }
 }
@@ -179,6 +193,9 @@ impl Spec {
         // that would never stop.
         if !(0.0..1.0).contains(&self.malformed_share) {
             return Err(Error::Share { field: "malformed_share", value: self.malformed_share, range: "at least 0 and below 1" });
+        }
+        if self.trimmed_means && self.stream_format != OutputFormat::Json {
+            return Err(Error::TrimmedMeans(self.stream_format));
         }
         if self.malformed_share > 0.0 && self.malformations.is_empty() {
             return Err(Error::NoMalformations);
@@ -253,7 +270,13 @@ fn check_name(field: &'static str, value: &str, max: usize, ok: impl Fn(char) ->
 /// If the spec is invalid (see [`Spec::validate`]).
 pub fn series(spec: &Spec) -> Vec<Series> {
     spec.assert_valid();
-    catalog::build(&spec.namespace_indexes(), spec.series as usize, spec.seed, spec.percentiles_share)
+    let mut series = catalog::build(&spec.namespace_indexes(), spec.series as usize, spec.seed, spec.percentiles_share);
+    if !spec.trimmed_means {
+        for s in &mut series {
+            s.statistics.retain(|name| name.starts_with('p'));
+        }
+    }
+    series
 }
 
 /// Every datum of the spec, ordered by minute and then by series, each exactly once.

@@ -425,3 +425,86 @@ fn validation() {
 fn generators_refuse_invalid_specs() {
     datums(&Spec { series: 0, ..Spec::default() });
 }
+
+/// The messy spec in an OpenTelemetry format (percentiles only, as such a stream is configured).
+fn messy_in(format: OutputFormat) -> Spec {
+    Spec { stream_format: format, trimmed_means: false, ..messy() }
+}
+
+/// In every format the records are the same records: the same arrivals and malformations, and
+/// the good ones carry the same datums in the same order, bit for bit.
+#[test]
+fn every_format_carries_the_same_records() {
+    let json = records(&messy_in(OutputFormat::Json));
+    let decoded = |r: &SampleRecord| -> Vec<cwms_model::OwnedDatum> {
+        let text = plain(r);
+        match cwms_decode::otel::detect(&text) {
+            cwms_decode::otel::Format::Json => decode_lines(&text).datums.into_iter().map(Datum::into_owned).collect(),
+            cwms_decode::otel::Format::OpenTelemetry => {
+                cwms_decode::otel::decode_otel(&text).unwrap().into_iter().map(Datum::into_owned).collect()
+            }
+        }
+    };
+    assert!(json.iter().filter(|r| !r.is_malformed()).all(|r| decoded(r).iter().all(|d| d.stats.iter().all(|(n, _)| n.starts_with('p')))));
+    for format in [OutputFormat::OpenTelemetry1_0, OutputFormat::OpenTelemetry0_7] {
+        let otel = records(&messy_in(format));
+        assert_eq!(otel.len(), json.len(), "{format}");
+        let mut several = 0;
+        for (o, j) in otel.iter().zip(&json) {
+            assert_eq!((o.arrival_ms, o.malformed), (j.arrival_ms, j.malformed), "{format}");
+            assert_eq!(cwms_decode::is_gzip(&o.bytes), cwms_decode::is_gzip(&j.bytes), "{format}");
+            if j.is_malformed() {
+                continue;
+            }
+            let text = plain(o);
+            assert_eq!(cwms_decode::otel::detect(&text), cwms_decode::otel::Format::OpenTelemetry);
+            several += usize::from(cwms_decode::otel::for_each_message(&text, |_, _, _| {}).unwrap() > 1);
+            // The version is the format's: every data point has its attributes or labels.
+            let counts = cwms_decode::otel::for_each_otel_datum_of(&text, format.otel_version(), |_| {}).unwrap();
+            assert_eq!(counts.datums(), decoded(j).len());
+            assert!(decoded(o) == decoded(j), "{format}: a record's datums differ from JSON's");
+        }
+        assert!(several > 5, "{format}: records of several messages: {several}");
+    }
+}
+
+#[test]
+fn malformed_opentelemetry_records_fail_for_their_reason() {
+    for format in [OutputFormat::OpenTelemetry1_0, OutputFormat::OpenTelemetry0_7] {
+        let spec = Spec { series: 20, minutes: 600, ..messy_in(format) };
+        let mut kinds = HashSet::new();
+        for record in records(&spec).iter().filter(|r| r.is_malformed()) {
+            let kind = record.malformed.unwrap();
+            kinds.insert(kind);
+            if kind == Malformation::BadGzip {
+                assert!(matches!(decompress(&record.bytes, 64 << 20), Err(cwms_decode::Error::Gzip { .. })));
+                continue;
+            }
+            let problem = cwms_decode::otel::decode_otel(&record.bytes).unwrap_err().problem;
+            use cwms_decode::otel::{Framing, OtelProblem};
+            let expected = matches!(
+                (kind, &problem),
+                (Malformation::TruncatedLine, OtelProblem::Framing(Framing::PastEnd { .. }))
+                    | (Malformation::TruncatedLine, OtelProblem::TrailingBytes { framing: Framing::PastEnd { .. }, .. })
+                    | (Malformation::MissingValue, OtelProblem::EmptyAttribute("Namespace"))
+                    | (Malformation::NonNumberStatistic, OtelProblem::NotFinite { .. })
+            );
+            assert!(expected, "{format}: {kind:?} failed with {problem}");
+        }
+        assert_eq!(kinds.len(), Malformation::ALL.len(), "every kind appears");
+    }
+}
+
+#[test]
+fn an_opentelemetry_stream_carries_no_trimmed_means() {
+    let spec = Spec { stream_format: OutputFormat::OpenTelemetry1_0, ..Spec::default() };
+    assert_eq!(
+        spec.validate().unwrap_err().to_string(),
+        "trimmed_means needs stream_format json: an opentelemetry1.0 stream carries percentiles only"
+    );
+    let with = series(&Spec::default());
+    let without = series(&Spec { trimmed_means: false, ..Spec::default() });
+    assert!(with.iter().any(|s| s.statistics.contains(&"TM(10%:90%)")));
+    assert!(without.iter().all(|s| s.statistics.iter().all(|n| n.starts_with('p'))));
+    assert!(without.iter().any(|s| !s.statistics.is_empty()));
+}
