@@ -6,6 +6,7 @@ mod firehose;
 mod fuzz_regressions;
 mod lake;
 mod lambda;
+mod otel;
 mod readers;
 mod run;
 mod s3_faults;
