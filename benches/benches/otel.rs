@@ -15,7 +15,10 @@
 //! - `json/decode_lines`, `json/for_each_datum`: the JSON decoder, into a vector of datums, and
 //!   lending one reused datum line by line;
 //! - `otel1.0/decode_otel`, `otel1.0/for_each_otel_datum`, and the same for `otel0.7`: the
-//!   OpenTelemetry decoder, the same two ways.
+//!   OpenTelemetry decoder, the same two ways;
+//! - `json/for_each_normalized` and `otel1.0/normalized`, `otel0.7/normalized`: records to the
+//!   normalized lines the transform sends on (JSON lines mostly copied; OpenTelemetry datums
+//!   decoded and written with `Datum::write_json_line`), the same bytes from all three.
 //!
 //! Run: `cargo bench -p cwms-benches --bench otel`; results in `benches/README.md`.
 
@@ -24,7 +27,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use cwms_decode::otel::{OtelVersion, decode_otel, for_each_otel_datum, write_otel_message};
-use cwms_decode::{decode_lines, for_each_datum};
+use cwms_decode::{decode_lines, for_each_datum, for_each_normalized};
 
 /// Data points per `ExportMetricsServiceRequest`.
 const PER_MESSAGE: usize = 50;
@@ -85,6 +88,35 @@ fn otel(c: &mut Criterion) {
                 let mut timestamps = 0i64;
                 for_each_otel_datum(black_box(record), |d| timestamps += d.timestamp_ms).expect("decodes");
                 black_box(timestamps)
+            })
+        });
+    }
+    // Records to normalized lines, as the transform does (without its duplicate check and base64).
+    let normalized = |record: &[u8], otel: bool| {
+        let mut out = Vec::with_capacity(json.len() + json.len() / 8);
+        if otel {
+            for_each_otel_datum(record, |d| d.write_json_line(&mut out)).expect("decodes");
+        } else {
+            for_each_normalized(record, &mut out, |_, _, item| assert!(item.is_ok()));
+        }
+        out
+    };
+    let lines = normalized(&json, false);
+    assert!(normalized(&v10, true) == lines && normalized(&v07, true) == lines, "the three give the same lines");
+    let mut out = Vec::with_capacity(lines.len() + lines.len() / 8);
+    group.bench_function("json/for_each_normalized", |b| {
+        b.iter(|| {
+            out.clear();
+            for_each_normalized(black_box(&json), &mut out, |_, _, _| {});
+            black_box(out.len())
+        })
+    });
+    for (name, record) in [("otel1.0", &v10), ("otel0.7", &v07)] {
+        group.bench_function(format!("{name}/normalized"), |b| {
+            b.iter(|| {
+                out.clear();
+                for_each_otel_datum(black_box(record), |d| d.write_json_line(&mut out)).expect("decodes");
+                black_box(out.len())
             })
         });
     }
