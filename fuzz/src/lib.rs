@@ -15,8 +15,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cwms_decode::{Decoded, LineError, LineSummary};
 
+/// A target's check: runs on any bytes, panics on a finding.
+pub type Check = fn(&[u8]);
+
 /// The targets, by the name of their binary and of their folder under `fuzz/regressions/`.
-pub const TARGETS: [(&str, fn(&[u8])); 4] =
+pub const TARGETS: [(&str, Check); 4] =
     [("decode", decode), ("transform", transform), ("lake_object", lake_object), ("checkpoint", checkpoint)];
 
 /// The decompression cap the targets use: small, so that a gzip bomb found by the fuzzer costs
@@ -151,9 +154,8 @@ pub fn transform(data: &[u8]) {
     let Ok(event) = cwms_model::firehose::FirehoseEvent::from_json(data) else { return };
     let floor: usize = event.records.iter().map(|r| r.record_id.len() + 64).sum();
     for cap in [cwms_transform::MAX_RESPONSE_BYTES, floor + data.len() / 4, floor / 2] {
-        let mut config = cwms_transform::Config::default();
-        config.max_decompressed_bytes = MAX_DECOMPRESSED_BYTES;
-        config.max_response_bytes = cap;
+        let config =
+            cwms_transform::Config { max_decompressed_bytes: MAX_DECOMPRESSED_BYTES, max_response_bytes: cap, ..Default::default() };
         respond(&config, &event);
     }
 }
@@ -289,7 +291,7 @@ pub fn checkpoint(data: &[u8]) {
             // A done folder (version 1 or 2): as many objects as it counts, up to a few.
             let objects = entry["objects"].as_u64().unwrap_or(0).min(8);
             for n in 0..objects {
-                listing.push(cwms_store::ObjectMeta::new(&key(folder, &format!("{n}.gz")), 1, newest_ms, None));
+                listing.push(cwms_store::ObjectMeta::new(key(folder, &format!("{n}.gz")), 1, newest_ms, None));
             }
         }
     }

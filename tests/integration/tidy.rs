@@ -67,19 +67,14 @@ fn graph() -> Graph {
         graph.names.insert(id.to_owned(), name.to_owned());
         if members.contains(id) {
             let deps = package["dependencies"].as_array().unwrap().iter().map(|d| {
-                (
-                    d["name"].as_str().unwrap().to_owned(),
-                    d["optional"].as_bool().unwrap_or(false),
-                    d["kind"].as_str().map(str::to_owned),
-                )
+                (d["name"].as_str().unwrap().to_owned(), d["optional"].as_bool().unwrap_or(false), d["kind"].as_str().map(str::to_owned))
             });
             graph.declared.insert(name.to_owned(), deps.collect());
         }
     }
     for node in metadata["resolve"]["nodes"].as_array().unwrap() {
-        let normal = node["deps"].as_array().unwrap().iter().filter(|d| {
-            d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null())
-        });
+        let normal =
+            node["deps"].as_array().unwrap().iter().filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null()));
         graph.normal.insert(node["id"].as_str().unwrap().to_owned(), normal.map(|d| d["pkg"].as_str().unwrap().to_owned()).collect());
     }
     graph

@@ -253,7 +253,10 @@ def check_contract(cfn: dict) -> str:
     streams = of_type("AWS::CloudWatch::MetricStream")
     need(bool(streams), "no AWS::CloudWatch::MetricStream")
     for sid, s in streams.items():
-        need(s["Properties"].get("OutputFormat") == "json", f"{sid}: OutputFormat is not json")
+        # Every format the decoders read (cwms_model::otel::OutputFormat), chosen by the parameter.
+        need(s["Properties"].get("OutputFormat") == {"Ref": "StreamOutputFormat"}, f"{sid}: OutputFormat is not the StreamOutputFormat parameter")
+        need(cfn["Parameters"]["StreamOutputFormat"].get("AllowedValues") == ["json", "opentelemetry1.0", "opentelemetry0.7"],
+             "StreamOutputFormat must allow exactly the three formats cwms reads")
         need("Condition" in s or len(streams) == 1, f"{sid}: several streams without conditions")
 
     # --- Firehose -----------------------------------------------------------------------------------
