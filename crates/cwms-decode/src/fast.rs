@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use cwms_model::{Datum, UNIT_NONE, plain_json_prefix};
 
-use crate::line::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, required_statistic, sort_by_name};
+use crate::rules::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, required_statistic, sort_by_name};
 
 /// Decodes a line of the common shape, or returns `None` for serde_json to decide.
 pub(crate) fn decode(line: &str) -> Option<Datum<'_>> {
@@ -456,7 +456,7 @@ mod tests {
         use proptest::strategy::ValueTree;
         let mut runner = proptest::test_runner::TestRunner::deterministic();
         let lines: Vec<String> = (0..5_000).map(|_| complete_line().new_tree(&mut runner).unwrap().current()).collect();
-        let valid = lines.iter().filter(|line| crate::line::decode_line_str(line).is_ok()).count();
+        let valid = lines.iter().filter(|line| crate::line::decode_str(line).is_ok()).count();
         let taken = lines.iter().filter(|line| check(line)).count();
         // About one valid line in five has an escaped string or a number spelled otherwise than
         // CloudWatch spells numbers (`-0`, `1e3`), which the fast path leaves to serde_json.

@@ -18,9 +18,10 @@ mod fast;
 mod line;
 mod normalize;
 pub mod otel;
+mod rules;
 mod stream;
 
-pub use line::{LineProblem, decode_line, decode_line_str};
+pub use line::{LineProblem, decode_line};
 pub use normalize::LineSummary;
 pub use stream::{MAX_LINE_BYTES, MAX_MESSAGE_BYTES, Part, StreamError, for_each_block, for_each_part};
 
@@ -98,6 +99,14 @@ pub fn decompress(bytes: &[u8], max_decompressed_bytes: usize) -> Result<Cow<'_,
     Ok(Cow::Owned(out))
 }
 
+/// [`decode_line`] for a line already known to be UTF-8, with the same result.
+///
+/// Lines of the common shape go through a fast path written for them (`fast.rs`); the rest, and
+/// every bad line, through serde_json, which then skips checking every string again as UTF-8.
+pub fn decode_line_str(line: &str) -> std::result::Result<Datum<'_>, LineProblem> {
+    fast::decode(line).map_or_else(|| line::decode_str(line), Ok)
+}
+
 /// Decodes newline-separated metric-stream JSON (already decompressed).
 pub fn decode_lines(bytes: &[u8]) -> Decoded<'_> {
     let mut decoded = Decoded { datums: Vec::with_capacity(bytes.len() / 256 + 1), errors: Vec::new() };
@@ -142,7 +151,7 @@ fn decode_text_line<'a>(
     if fast::decode_into(line, reused).is_some() {
         return visit(Ok(reused));
     }
-    match line::decode_line_str(line) {
+    match line::decode_str(line) {
         Ok(datum) => visit(Ok(&datum)),
         Err(problem) => visit(Err(LineError { line: index + 1, problem })),
     }

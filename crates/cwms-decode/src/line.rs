@@ -11,14 +11,7 @@ use cwms_model::{Datum, UNIT_NONE};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::error::Category;
 
-/// The earliest timestamp accepted: 2000-01-01T00:00:00Z. A metric stream carries the last two
-/// hours (two days for daily metrics); a timestamp before 2000 is not one of its datums but a
-/// mistake of units: epoch SECONDS read as milliseconds land in January 1970.
-pub const MIN_TIMESTAMP_MS: i64 = 946_684_800_000;
-
-/// The largest timestamp accepted: 2099-12-31T23:59:59.999Z (seconds mistaken for milliseconds
-/// the other way round, or microseconds, land thousands of years ahead).
-pub const MAX_TIMESTAMP_MS: i64 = 4_102_444_799_999;
+use crate::rules::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, required_statistic, sort_by_name};
 
 /// Why a line is not a valid metric-stream datum.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,15 +45,11 @@ pub fn decode_line(line: &[u8]) -> Result<Datum<'_>, LineProblem> {
     decode(serde_json::Deserializer::from_slice(line))
 }
 
-/// [`decode_line`] for a line already known to be UTF-8, with the same result.
-///
-/// Lines of the common shape go through a fast path written for them (`fast.rs`); the rest, and
-/// every bad line, through serde_json, which then skips checking every string again as UTF-8.
-pub fn decode_line_str(line: &str) -> Result<Datum<'_>, LineProblem> {
-    match crate::fast::decode(line) {
-        Some(datum) => Ok(datum),
-        None => decode(serde_json::Deserializer::from_str(line)),
-    }
+/// [`decode_line`] for a line already known to be UTF-8, with the same result: serde_json,
+/// which then skips checking every string again as UTF-8. (The crate's `decode_line_str` tries
+/// the fast path first; this is the path for the lines it leaves.)
+pub(crate) fn decode_str(line: &str) -> Result<Datum<'_>, LineProblem> {
+    decode(serde_json::Deserializer::from_str(line))
 }
 
 fn decode<'de, R: serde_json::de::Read<'de>>(mut deserializer: serde_json::Deserializer<R>) -> Result<Datum<'de>, LineProblem> {
@@ -403,28 +392,10 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 }
 
-/// Sorts name and value pairs (dimensions, statistics) by name, as a datum keeps them, and
-/// returns a name that occurs twice, if one does: every decoder refuses those.
-pub(crate) fn sort_by_name<K: Ord, V>(pairs: &mut [(K, V)]) -> Option<&K> {
-    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    pairs.windows(2).position(|w| w[0].0 == w[1].0).map(|i| &pairs[i].0)
-}
-
-/// The index of a required statistic (`count`, `sum`, `max`, `min`, in that order), or `None`
-/// for an additional one; both decoders fill their `required` slots by it.
-pub(crate) fn required_statistic(name: &str) -> Option<usize> {
-    match name {
-        "count" => Some(0),
-        "sum" => Some(1),
-        "max" => Some(2),
-        "min" => Some(3),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode_line_str;
 
     const BASE: &str = r#"{"metric_stream_name":"S","account_id":"1","region":"r","namespace":"N","metric_name":"M","dimensions":{"D":"v"},"timestamp":1764140400000,"value":{"count":1,"sum":2,"max":3,"min":0},"unit":"Count"}"#;
 

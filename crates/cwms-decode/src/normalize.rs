@@ -23,7 +23,7 @@ use std::ops::Range;
 
 use cwms_model::{Datum, plain_json_prefix, write_json_f64};
 
-use crate::line::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, required_statistic, sort_by_name};
+use crate::rules::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, required_statistic, sort_by_name};
 
 /// What the transform needs of a datum besides its normalized line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use super::names;
 use super::strings::{KeyValue, Text, key_value, two_strings};
 use super::wire::{Fields, Payload};
 use super::{OtelCounts, OtelProblem, OtelVersion};
-use crate::line::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, sort_by_name};
+use crate::rules::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, sort_by_name};
 
 /// What decoding carries from data point to data point.
 pub(super) struct State<'a> {

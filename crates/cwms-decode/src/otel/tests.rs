@@ -8,7 +8,7 @@ use cwms_model::Datum;
 use proptest::prelude::*;
 
 use super::*;
-use crate::line::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+use crate::rules::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 
 /// A protobuf message written field by field.
 #[derive(Clone, Default)]
