@@ -9,7 +9,6 @@
 //! Nothing here does IO, reads the environment or needs an async runtime.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::io::Read;
 
 use cwms_model::Datum;
@@ -226,21 +225,6 @@ fn line_ranges(bytes: &[u8]) -> impl Iterator<Item = (usize, std::ops::Range<usi
     })
 }
 
-/// Removes exact duplicates (every field equal, numbers bit for bit), keeping the first of each
-/// in input order, and returns how many were removed.
-///
-/// Firehose and CloudWatch deliver at least once, so an input may repeat a datum verbatim;
-/// duplicates that differ in any value are for the merge law to settle, not for this.
-pub fn dedup_exact(datums: &mut Vec<Datum<'_>>) -> usize {
-    let before = datums.len();
-    if before < 2 {
-        return 0;
-    }
-    let mut seen: HashSet<Datum<'_>> = HashSet::with_capacity(before);
-    datums.retain(|d| seen.insert(d.clone()));
-    before - datums.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,24 +363,5 @@ mod tests {
         corrupt[20] ^= 0xff;
         assert!(matches!(decompress(&corrupt, 1 << 20).unwrap_err(), Error::Gzip { .. }));
         assert!(matches!(decompress(&[0x1f, 0x8b], 1 << 20).unwrap_err(), Error::Gzip { .. }));
-    }
-
-    #[test]
-    fn exact_duplicates_are_removed_first_kept() {
-        let other = GOOD.replace("\"sum\":2.0", "\"sum\":3.0");
-        let input = format!("{GOOD}\n{other}\n{GOOD}\n{GOOD}");
-        let mut decoded = decode_lines(input.as_bytes());
-        assert_eq!(dedup_exact(&mut decoded.datums), 2);
-        let sums: Vec<f64> = decoded.datums.iter().map(|d| d.sum).collect();
-        assert_eq!(sums, [2.0, 3.0]);
-    }
-
-    #[test]
-    fn duplicates_differing_only_in_key_order_are_exact_duplicates() {
-        let reordered = r#"{"unit":"Percent","value":{"min":2.0,"max":2.0,"sum":2,"count":1},"timestamp":1611929640000,"dimensions":{"InstanceId":"i-1"},"metric_name":"CPUUtilization","namespace":"AWS/EC2","region":"us-east-1","account_id":"1","metric_stream_name":"S"}"#;
-        let input = format!("{GOOD}\n{reordered}");
-        let mut decoded = decode_lines(input.as_bytes());
-        assert!(decoded.is_clean(), "{:?}", decoded.errors);
-        assert_eq!(dedup_exact(&mut decoded.datums), 1);
     }
 }

@@ -82,14 +82,6 @@ impl Filters {
             && !excluded(&self.exclude_namespaces, namespace)
             && !excluded(&self.exclude_metrics, metric_name)
     }
-
-    /// True when no filter is set.
-    pub fn is_empty(&self) -> bool {
-        self.include_namespaces.is_none()
-            && self.exclude_namespaces.is_none()
-            && self.include_metrics.is_none()
-            && self.exclude_metrics.is_none()
-    }
 }
 
 impl Config {
