@@ -1,5 +1,6 @@
 //! The compactor Lambda: settings and clients once at cold start, one compaction per scheduled event.
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use cwms_compactor::{GlueTarget, Options, Settings, compact, emf_document};
@@ -32,7 +33,11 @@ async fn main() -> Result<(), Error> {
         async move {
             let report = compact(raw.as_ref(), lake.as_ref(), &options).await;
             let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-            println!("{}", emf_document(report.as_ref().ok(), &function_name, now_ms));
+            // The EMF line goes to standard output (CloudWatch Logs); a write that fails loses
+            // the metrics of one invocation, never its answer, so it is logged, not raised.
+            if let Err(e) = writeln!(std::io::stdout().lock(), "{}", emf_document(report.as_ref().ok(), &function_name, now_ms)) {
+                tracing::warn!(error = %e, "cannot write the EMF metrics line to standard output");
+            }
             let report = report?;
             tracing::info!(?report, "compaction finished");
             if !report.is_success() {

@@ -1,5 +1,6 @@
 //! The transform Lambda: configuration once at cold start, then `cwms_transform::transform_to_json` per event.
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use cwms_transform::{Config, FirehoseEvent, emf_document};
@@ -25,7 +26,11 @@ async fn main() -> Result<(), Error> {
             .await??;
             outcome.log(Some(&context.request_id));
             let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-            println!("{}", emf_document(&outcome.stats, &function_name, now_ms));
+            // The EMF line goes to standard output (CloudWatch Logs); a write that fails loses
+            // the metrics of one invocation, never its answer, so it is logged, not raised.
+            if let Err(e) = writeln!(std::io::stdout().lock(), "{}", emf_document(&outcome.stats, &function_name, now_ms)) {
+                tracing::warn!(error = %e, "cannot write the EMF metrics line to standard output");
+            }
             let body = String::from_utf8(outcome.response)?;
             Ok::<_, Error>(RawValue::from_string(body)?)
         }
