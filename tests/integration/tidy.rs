@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("cwms-sample", &["cwms-model"]),
     ("cwms-transform", &["cwms-model", "cwms-decode", "cwms-merge"]),
     ("cwms-compactor", &["cwms-model", "cwms-decode", "cwms-merge", "cwms-parquet", "cwms-store"]),
+    ("cwms-serve", &["cwms-model", "cwms-merge", "cwms-parquet", "cwms-store"]),
 ];
 
 /// The crates that do no IO: nothing of an async runtime, AWS or Lambda reaches them.

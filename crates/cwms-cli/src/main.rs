@@ -21,6 +21,7 @@ mod redrive;
 #[cfg(feature = "aws")]
 mod replay;
 mod run;
+mod serve;
 mod transform;
 
 /// CloudWatch Metric Streams to a Parquet lake: run, transform, compact, generate, and (with the
@@ -43,6 +44,8 @@ enum Command {
     Generate(generate::Args),
     /// Compact raw metric-stream objects (a folder or S3) into the Parquet lake.
     Compact(compact::Args),
+    /// Serve the lake through CloudWatch's read API (ListMetrics, GetMetricStatistics, GetMetricData) on 127.0.0.1, read-only.
+    Serve(serve::Args),
     /// Send metric-stream NDJSON files (or a raw folder) into a Firehose delivery stream, packed as CloudWatch packs them.
     #[cfg(feature = "aws")]
     Replay(replay::Args),
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Transform(args) => transform::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Compact(args) => compact::run(args),
+        Command::Serve(args) => serve::run(args),
         #[cfg(feature = "aws")]
         Command::Replay(args) => replay::run(args),
         #[cfg(feature = "aws")]
