@@ -11,6 +11,7 @@ mod readers;
 mod run;
 mod s3_faults;
 mod sample_data;
+mod serve;
 mod sql;
 mod store;
 mod tidy;
