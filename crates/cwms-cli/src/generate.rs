@@ -118,6 +118,25 @@ pub struct Args {
     #[arg(long)]
     no_trimmed_means: bool,
 
+    /// Share of datums sent a second time with other values, as CloudWatch re-sends a minute it
+    /// aggregated again: a larger or smaller count, or the same count with another sum, max, min
+    /// or percentile (the merge law's tie-break), arriving just before, just after or minutes
+    /// after the original: 0 to 1, or a percentage. Default 0.
+    #[arg(long, value_name = "SHARE", default_value = "0", value_parser = parse_share)]
+    resends: f64,
+
+    /// Share of good records followed by a record with no datum (a blank line; no bytes in an
+    /// OpenTelemetry stream), which the transform answers Dropped: 0 to 1, or a percentage.
+    /// Default 0.
+    #[arg(long, value_name = "SHARE", default_value = "0", value_parser = parse_share)]
+    blank_records: f64,
+
+    /// Add awkward series: namespaces, dimension names and values, metric names and units with
+    /// =, comma, backslash, /, spaces, : and non-ASCII text, which dimension_key and Hive paths
+    /// must escape and every reader must give back.
+    #[arg(long)]
+    awkward_names: bool,
+
     /// For --format raw-folder: gzip (Firehose's GZIP compression, objects named .gz) or none
     /// (no compression, as a delivery stream can be configured).
     #[arg(long, value_enum, value_name = "KIND", default_value_t = RawCompression::Gzip)]
@@ -279,6 +298,9 @@ fn spec(args: &Args, now_ms: i64) -> anyhow::Result<Spec> {
         stream_name: args.stream_name.clone(),
         stream_format: args.stream_format,
         trimmed_means: args.stream_format == OutputFormat::Json && !args.no_trimmed_means,
+        resend_share: args.resends,
+        blank_share: args.blank_records,
+        awkward_names: args.awkward_names,
     };
     spec.validate().context("invalid arguments")?;
     Ok(spec)

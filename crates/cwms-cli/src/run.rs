@@ -58,6 +58,15 @@ pub struct Args {
     /// the datums of an OpenTelemetry one.
     #[arg(long)]
     pub no_trimmed_means: bool,
+    /// Share of datums CloudWatch sends a second time with other values (a larger or smaller
+    /// count, or the same count with other values), so the lake shows the merge law at work
+    /// (see `cwms generate --resends`). Default 0.
+    #[arg(long, value_name = "SHARE", default_value = "0", value_parser = crate::generate::parse_share)]
+    pub resends: f64,
+    /// Add series with awkward names: =, comma, backslash, /, spaces, : and non-ASCII text in
+    /// namespaces, dimensions, metric names and units (see `cwms generate --awkward-names`).
+    #[arg(long)]
+    pub awkward_names: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -75,6 +84,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         stream_name: "cwms-demo".to_owned(),
         stream_format: args.stream_format,
         trimmed_means: args.stream_format == OutputFormat::Json && !args.no_trimmed_means,
+        resend_share: args.resends,
+        awkward_names: args.awkward_names,
         ..Spec::default()
     };
     spec.validate().context("invalid data specification")?;

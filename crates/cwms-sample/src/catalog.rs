@@ -17,6 +17,14 @@ pub const NAMESPACES: [&str; 5] = ["AWS/EC2", "AWS/Lambda", "AWS/ApiGateway", "A
 /// The most dimensions CloudWatch allows on one metric.
 pub const MAX_DIMENSIONS: usize = 30;
 
+/// The namespaces of the awkward series ([`crate::Spec::awkward_names`]): characters that Hive
+/// escapes in a partition folder (`/`, `:`, `=`, `\`) and characters it leaves alone (space,
+/// `,`, non-ASCII), all of which every reader must give back unchanged.
+pub const AWKWARD_NAMESPACES: [&str; 3] = ["My App/Prod:v1", "Team=Ops,EU\\Batch", "Ünïcode ☃/Café"];
+
+/// The catalog index of the awkward series, after those of [`NAMESPACES`].
+pub(crate) const AWKWARD: usize = NAMESPACES.len();
+
 /// One metric of one resource: what every datum of the series shares.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -128,7 +136,8 @@ impl Metric {
 }
 
 /// The series of a spec's namespaces, `total` of them, interleaved round-robin by namespace so
-/// that any prefix mixes every namespace.
+/// that any prefix mixes every namespace. `namespaces` holds indexes into [`NAMESPACES`], or
+/// [`AWKWARD`] for the awkward series (which spread over [`AWKWARD_NAMESPACES`]).
 pub(crate) fn build(namespaces: &[usize], total: usize, seed: u64, percentiles_share: f64) -> Vec<Series> {
     let n = namespaces.len();
     let per_namespace: Vec<Vec<Series>> = namespaces
@@ -161,8 +170,11 @@ fn namespace_series(ns: usize, quota: usize, seed: u64, percentiles_share: f64) 
             1 => lambda(entity, &mut draw),
             2 => api_gateway(entity, &mut draw),
             3 => dynamodb(entity, &mut draw),
+            AWKWARD => awkward(entity, &mut draw),
             _ => custom(entity, &mut draw),
         };
+        let namespace =
+            if ns == AWKWARD { AWKWARD_NAMESPACES[(entity % AWKWARD_NAMESPACES.len() as u64) as usize] } else { NAMESPACES[ns] };
         let traffic = Traffic { stream: stream::TRAFFIC | (ns as u64) << 32 | entity, rate };
         for (metric, extra) in metrics {
             if out.len() == quota {
@@ -172,7 +184,7 @@ fn namespace_series(ns: usize, quota: usize, seed: u64, percentiles_share: f64) 
             dims.sort_by(|a, b| a.0.cmp(&b.0));
             // Made-up identifiers are random, so guard against the (astronomically unlikely)
             // repeat of a whole series key rather than emit two series that are one.
-            if !seen.insert((metric.name, dims.clone())) {
+            if !seen.insert((namespace, metric.name, dims.clone())) {
                 continue;
             }
             // Always draw, so the catalog does not shift when the share changes.
@@ -184,7 +196,7 @@ fn namespace_series(ns: usize, quota: usize, seed: u64, percentiles_share: f64) 
                 Requests::Own(rate) => Some(Traffic { stream: stream::TRAFFIC | (ns as u64) << 32 | 1 << 31 | index, rate }),
             };
             out.push(Series {
-                namespace: NAMESPACES[ns],
+                namespace,
                 metric_name: metric.name,
                 unit: metric.unit,
                 dimensions: dims,
@@ -470,6 +482,41 @@ fn custom(entity: u64, draw: &mut Draw) -> Entity {
         dims.push(dim(name, value));
     }
     (dims, custom_metrics(draw), rate)
+}
+
+/// The dimensions of the awkward entities, in turn: every character `dimension_key` escapes
+/// (`\`, `,`, `=`) in names and values, alone and at the ends, beside `/`, `:`, spaces and
+/// non-ASCII text. CloudWatch itself takes only ASCII in dimensions; the lake must not care.
+const AWKWARD_DIMENSIONS: [&[(&str, &str)]; 6] = [
+    &[],
+    &[("Path", "/api/v1,items=5"), ("Method", "GET")],
+    &[("a=b", "c,d"), ("e\\", "x\\y")],
+    &[("Host name", "café ☕:8080")],
+    &[("Key:With:Colons", "C:\\temp\\"), ("Clé", "naïve=true, ok")],
+    &[("=", ","), ("\\", "\\\\")],
+];
+
+/// Awkward series ([`crate::Spec::awkward_names`]): entity `e` lives in namespace
+/// `AWKWARD_NAMESPACES[e % 3]` with dimensions `AWKWARD_DIMENSIONS[e % 6]`, plus a `Replica №`
+/// dimension once the combinations are used up; its metric names and units are awkward too.
+fn awkward(entity: u64, draw: &mut Draw) -> Entity {
+    let kinds = AWKWARD_DIMENSIONS.len() as u64;
+    let mut dims: Dimensions = AWKWARD_DIMENSIONS[(entity % kinds) as usize].iter().map(|&(name, value)| dim(name, value)).collect();
+    if entity >= kinds {
+        dims.push(dim("Replica №", (entity / kinds).to_string()));
+    }
+    let median = median_ms(draw, &[12.0, 60.0, 300.0]);
+    let metrics = vec![
+        (
+            Metric::new("Request Latency", "Milliseconds", Model::Latency { median, skew: draw.between(2, 4) as u32 })
+                .per_request()
+                .with_percentiles(&["p50", "p99"]),
+            vec![],
+        ),
+        (Metric::new("Errors=5xx,4xx", "Count", Model::Flags { share: draw.uniform(0.0, 0.05) }).per_request(), vec![]),
+        (Metric::new("Débit/s", "Bytes/Second", Model::Gauge { sources: 1, center: draw.uniform(1_000.0, 90_000.0) }), vec![]),
+    ];
+    (dims, metrics, request_rate(draw))
 }
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ pub(crate) mod stream {
     pub const RAW_NAMES: u64 = 0x202;
     /// Firehose invocation ids, one per event.
     pub const INVOCATION_IDS: u64 = 0x203;
+    /// Which datums are re-sent with other values, how, and when ([`crate::Spec::resend_share`]).
+    pub const RESENDS: u64 = 0x204;
+    /// Which good records a blank one follows ([`crate::Spec::blank_share`]).
+    pub const BLANKS: u64 = 0x205;
 }
 
 /// A deterministic random stream.

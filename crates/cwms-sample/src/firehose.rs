@@ -11,6 +11,9 @@
 //!   stream. Here they are extra records that copy part of a neighbouring good record and damage
 //!   it, so the good records alone still carry every datum: a correct pipeline's output is
 //!   exactly [`crate::datums`], whatever the shares.
+//! - On request ([`Spec::resend_share`]), CloudWatch re-sends a minute it aggregated again, with
+//!   other values; then the merge law decides which of the two the lake keeps. And on request
+//!   ([`Spec::blank_share`]) records with no datum at all arrive, which the transform drops.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,7 +24,9 @@ use cwms_model::firehose::{FirehoseEvent, FirehoseRecord};
 use cwms_model::otel::{OtelVersion, write_otel_message};
 use cwms_model::{OwnedDatum, utc_hour};
 
+use crate::catalog::Series;
 use crate::draw::{Draw, stream};
+use crate::values::{Values, resent};
 use crate::{Error, MINUTE_MS, Minutes, Result, Spec, wire};
 
 /// The largest Firehose record: 1,000 KiB before base64.
@@ -111,7 +116,11 @@ impl SampleRecord {
 /// [`Spec::late_share`] of the datums move to a record 1 to 15 minutes later;
 /// [`Spec::duplicate_share`] of the lines are repeated later in the same minute's records;
 /// [`Spec::malformed_share`] of all records are malformed extras; [`Spec::gzip_share`] of the
-/// good records are gzip-wrapped.
+/// good records are gzip-wrapped. [`Spec::resend_share`] of the datums are sent again with other
+/// values (just before the original, just after it, or 1 to 15 minutes later), and
+/// [`Spec::blank_share`] of the good records are followed by one with no datum; both draw from
+/// streams of their own, and only when their share is above 0, so that with both at 0 the records
+/// are the same as without them.
 ///
 /// In an OpenTelemetry format, a record holds the same datums as in JSON (records are cut by the
 /// size of their JSON lines, so the records, their arrivals and their ids are the same in every
@@ -124,22 +133,36 @@ impl SampleRecord {
 pub fn records(spec: &Spec) -> Vec<SampleRecord> {
     let mut minutes = Minutes::new(spec);
     let origin = spec.origin();
-    let mut packer = Packer { spec, draw: Draw::new(spec.seed, stream::RECORDS), out: Vec::new() };
+    let mut packer =
+        Packer { spec, draw: Draw::new(spec.seed, stream::RECORDS), blanks: Draw::new(spec.seed, stream::BLANKS), out: Vec::new() };
+    let mut resends = Draw::new(spec.seed, stream::RESENDS);
     let otel = spec.stream_format.otel_version().is_some();
     // Lines held back for a later minute's records, by the index of that minute.
     let mut late: BTreeMap<u64, Vec<Line>> = BTreeMap::new();
     let mut minute = 0u64;
     while let Some((timestamp_ms, values)) = minutes.next_minute() {
         let mut lines = late.remove(&minute).unwrap_or_default();
-        for (series, v) in minutes.series.iter().zip(&values) {
+        let line_of = |series: &Series, v: &Values| {
             let mut text = Vec::with_capacity(400);
             wire::write_line(&origin, series, timestamp_ms, v, &mut text);
-            let line = Line { text, datum: otel.then(|| wire::datum(&origin, series, timestamp_ms, v)) };
-            if packer.draw.chance(spec.late_share) {
-                let delay = packer.draw.between(1, MAX_LATE_MINUTES);
-                late.entry(minute + delay).or_default().push(line);
+            Line { text, datum: otel.then(|| wire::datum(&origin, series, timestamp_ms, v)) }
+        };
+        for (series, v) in minutes.series.iter().zip(&values) {
+            let line = line_of(series, v);
+            let due = if packer.draw.chance(spec.late_share) { minute + packer.draw.between(1, MAX_LATE_MINUTES) } else { minute };
+            if spec.resend_share > 0.0 && resends.chance(spec.resend_share) {
+                let copy = line_of(series, &resent(v, &mut resends));
+                match resends.below(3) {
+                    0 => due_lines(&mut lines, &mut late, minute, due).extend([copy, line]),
+                    1 => due_lines(&mut lines, &mut late, minute, due).extend([line, copy]),
+                    _ => {
+                        due_lines(&mut lines, &mut late, minute, due).push(line);
+                        let later = minute + resends.between(1, MAX_LATE_MINUTES);
+                        due_lines(&mut lines, &mut late, minute, later).push(copy);
+                    }
+                }
             } else {
-                lines.push(line);
+                due_lines(&mut lines, &mut late, minute, due).push(line);
             }
         }
         packer.send(minute, lines);
@@ -150,6 +173,11 @@ pub fn records(spec: &Spec) -> Vec<SampleRecord> {
         packer.send(minute, lines);
     }
     packer.out
+}
+
+/// The lines due in minute `due`: this minute's (`lines`, while it is minute `minute`) or a later one's.
+fn due_lines<'a>(lines: &'a mut Vec<Line>, late: &'a mut BTreeMap<u64, Vec<Line>>, minute: u64, due: u64) -> &'a mut Vec<Line> {
+    if due == minute { lines } else { late.entry(due).or_default() }
 }
 
 /// One datum due in a record: its JSON line, and for an OpenTelemetry stream the datum itself.
@@ -163,6 +191,8 @@ struct Line {
 struct Packer<'a> {
     spec: &'a Spec,
     draw: Draw,
+    /// Whether a blank record follows a good one ([`Spec::blank_share`]).
+    blanks: Draw,
     out: Vec<SampleRecord>,
 }
 
@@ -203,6 +233,12 @@ impl Packer<'_> {
             debug_assert!(text.len() <= MAX_RECORD_BYTES);
             let bytes = if self.draw.chance(self.spec.gzip_share) { gzip(&text) } else { text };
             self.out.push(SampleRecord { bytes, arrival_ms, malformed: None });
+            if self.spec.blank_share > 0.0 && self.blanks.chance(self.spec.blank_share) {
+                // No datum: a blank line of JSON, or no bytes at all (a byte of OpenTelemetry
+                // would be the start of a message).
+                let bytes = if self.spec.stream_format.otel_version().is_some() { Vec::new() } else { b"\n".to_vec() };
+                self.out.push(SampleRecord { bytes, arrival_ms, malformed: None });
+            }
         }
     }
 

@@ -1,7 +1,8 @@
 //! Realistic, reproducible CloudWatch metric-stream data for tests, demos and benchmarks.
 //!
 //! A [`Spec`] describes a stream: which namespaces, how many series, which minutes, and how much
-//! of the mess real delivery brings (exact duplicates, late datums, malformed records). From it:
+//! of the mess real delivery brings (exact duplicates, late datums, malformed records, and on
+//! request re-sends with other values, records with no datum and awkward names). From it:
 //!
 //! - [`series`]: the series (namespace, metric, unit, dimensions, extra statistics);
 //! - [`datums`]: every datum, ordered by minute then series: the truth a pipeline must reproduce;
@@ -20,7 +21,8 @@
 //!
 //! The series look like the real thing: the AWS namespaces use CloudWatch's metric names, units
 //! and dimension names, account-level aggregates have no dimensions at all, and one custom series
-//! carries all 30 dimensions CloudWatch allows. Statistics are mutually consistent (`min <=`
+//! carries all 30 dimensions CloudWatch allows. On request ([`Spec::awkward_names`]) some do not:
+//! their names hold every character that escaping must get right. Statistics are mutually consistent (`min <=`
 //! percentiles `<= max`, `sum = mean * count`, whole counts), and a function's `Invocations`,
 //! `Errors` and `Duration` share their sample count minute by minute.
 //!
@@ -37,7 +39,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use catalog::{MAX_DIMENSIONS, NAMESPACES, Series};
+pub use catalog::{AWKWARD_NAMESPACES, MAX_DIMENSIONS, NAMESPACES, Series};
 pub use firehose::{
     DEFAULT_MAX_EVENT_BYTES, MAX_RECORD_BYTES, Malformation, OTEL_POINTS_PER_MESSAGE, RAW_BUFFER_BYTES, RAW_BUFFER_INTERVAL_MS, RawObject,
     SampleRecord, firehose_events, raw_objects, raw_objects_uncompressed, records,
@@ -149,6 +151,23 @@ pub struct Spec {
     /// this must be off for one; turned off, a JSON stream sends the same datums as an
     /// OpenTelemetry one.
     pub trimmed_means: bool,
+    /// The share of datums that [`records`] sends a second time with other values, as CloudWatch
+    /// re-sends a minute it aggregated again: a larger count, a smaller count, or the same count
+    /// with a different sum, max, min or additional statistic (the merge law's tie-break), in
+    /// random turn, the re-send arriving before or after the original, or minutes later. Which
+    /// one the lake keeps is the merge law's business (DESIGN 4.3), so with a share above 0
+    /// [`datums`] is no longer what a pipeline must reproduce: a reference applying the law to
+    /// the records is. Off by default.
+    pub resend_share: f64,
+    /// The share of good records that [`records`] follows with a record holding no datum at all
+    /// (a blank line in a JSON stream, no bytes in an OpenTelemetry one), as a producer flushing
+    /// an empty buffer puts; the transform answers such a record `Dropped`. Off by default.
+    pub blank_share: f64,
+    /// Whether the series include awkward ones (after the namespaces' own, as if one more
+    /// namespace): namespaces, dimension names and values, metric names and units with `=`, `,`,
+    /// `\`, `/`, spaces, `:` and non-ASCII text (see [`AWKWARD_NAMESPACES`]), which
+    /// `dimension_key` and Hive paths must escape and every reader must give back. Off by default.
+    pub awkward_names: bool,
 }
 
 impl Default for Spec {
@@ -172,6 +191,9 @@ impl Default for Spec {
             stream_name: "cwms-sample-stream".to_owned(),
             stream_format: OutputFormat::Json,
             trimmed_means: true,
+            resend_share: 0.0,
+            blank_share: 0.0,
+            awkward_names: false,
         }
     }
 }
@@ -184,6 +206,8 @@ impl Spec {
             ("late_share", self.late_share),
             ("gzip_share", self.gzip_share),
             ("percentiles_share", self.percentiles_share),
+            ("resend_share", self.resend_share),
+            ("blank_share", self.blank_share),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(Error::Share { field, value, range: "between 0 and 1" });
@@ -240,9 +264,13 @@ impl Spec {
         Ok(())
     }
 
-    /// The indexes into [`NAMESPACES`] of the spec's namespaces.
+    /// The indexes into [`NAMESPACES`] of the spec's namespaces, then the awkward series' if asked for.
     fn namespace_indexes(&self) -> Vec<usize> {
-        self.namespaces.iter().map(|n| NAMESPACES.iter().position(|k| k == n).expect("validated")).collect()
+        let mut indexes: Vec<usize> = self.namespaces.iter().map(|n| NAMESPACES.iter().position(|k| k == n).expect("validated")).collect();
+        if self.awkward_names {
+            indexes.push(catalog::AWKWARD);
+        }
+        indexes
     }
 
     fn origin(&self) -> wire::Origin<'_> {
@@ -279,7 +307,9 @@ pub fn series(spec: &Spec) -> Vec<Series> {
     series
 }
 
-/// Every datum of the spec, ordered by minute and then by series, each exactly once.
+/// Every datum of the spec, ordered by minute and then by series, each exactly once. With
+/// [`Spec::resend_share`] above 0 these are the originals: which of a datum and its re-send the
+/// lake keeps is for the merge law to say.
 ///
 /// # Panics
 ///

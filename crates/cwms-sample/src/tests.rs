@@ -392,6 +392,8 @@ fn validation() {
     check_invalid(|s| s.late_share = f64::NAN, "late_share must be between 0 and 1, found NaN");
     check_invalid(|s| s.malformed_share = 1.0, "malformed_share must be at least 0 and below 1, found 1");
     check_invalid(|s| s.percentiles_share = -0.1, "percentiles_share must be between 0 and 1, found -0.1");
+    check_invalid(|s| s.resend_share = 2.0, "resend_share must be between 0 and 1, found 2");
+    check_invalid(|s| s.blank_share = -1.0, "blank_share must be between 0 and 1, found -1");
     check_invalid(|s| s.series = 0, "series must be between 1 and 100000, found 0");
     check_invalid(|s| s.minutes = 20_000, "minutes must be between 1 and 10080, found 20000");
     check_invalid(
@@ -507,4 +509,139 @@ fn an_opentelemetry_stream_carries_no_trimmed_means() {
     assert!(with.iter().any(|s| s.statistics.contains(&"TM(10%:90%)")));
     assert!(without.iter().all(|s| s.statistics.iter().all(|n| n.starts_with('p'))));
     assert!(without.iter().any(|s| !s.statistics.is_empty()));
+}
+
+/// True when two datums carry the same numbers, bit for bit.
+fn same_values(a: &Datum<'_>, b: &Datum<'_>) -> bool {
+    let numbers = |d: &Datum<'_>| -> Vec<u64> {
+        [d.count, d.sum, d.max, d.min].into_iter().chain(d.stats.iter().map(|(_, v)| *v)).map(f64::to_bits).collect()
+    };
+    numbers(a) == numbers(b)
+}
+
+#[test]
+fn resends_carry_other_values_and_arrive_before_and_after_the_original() {
+    let spec = Spec { resend_share: 0.2, ..messy() };
+    let expected: HashMap<_, _> = datums(&spec).into_iter().map(|d| (key(&d), d)).collect();
+    // Every arrival of every identity, in arrival order.
+    let mut arrivals: HashMap<_, Vec<cwms_model::OwnedDatum>> = HashMap::new();
+    for record in records(&spec).iter().filter(|r| !r.is_malformed()) {
+        for d in decode_lines(&plain(record)).datums {
+            arrivals.entry(key(&d)).or_default().push(d.into_owned());
+        }
+    }
+    assert_eq!(arrivals.len(), expected.len(), "every datum arrives");
+    let mut kinds: HashMap<&str, usize> = HashMap::new();
+    // How often the merge law's winner arrived first, and how often later, on a count tie and not.
+    let mut winner_first: HashMap<(bool, bool), usize> = HashMap::new();
+    for (identity, list) in &arrivals {
+        let original = &expected[identity];
+        assert!(list.iter().any(|d| same_values(d, original)), "the original arrives: {}", line(original));
+        let Some(copy) = list.iter().find(|d| !same_values(d, original)) else { continue };
+        assert!(list.iter().all(|d| same_values(d, original) || same_values(d, copy)), "one re-send at most: {}", line(copy));
+        assert_eq!((&copy.unit, &copy.metric_stream_name), (&original.unit, &original.metric_stream_name));
+        let kind = match () {
+            _ if copy.count > original.count => "more samples",
+            _ if copy.count < original.count => "fewer samples",
+            _ if copy.sum != original.sum => "sum",
+            _ if copy.max != original.max => "max",
+            _ if copy.min != original.min => "min",
+            _ => "statistic",
+        };
+        *kinds.entry(kind).or_default() += 1;
+        let winner = if copy.value_order(original).is_gt() { copy } else { original };
+        let first = list.iter().position(|d| same_values(d, winner)) == Some(0);
+        *winner_first.entry((copy.count == original.count, first)).or_default() += 1;
+    }
+    let resent: usize = kinds.values().sum();
+    let share = resent as f64 / expected.len() as f64;
+    assert!((0.17..0.23).contains(&share), "re-send share {share}");
+    assert_eq!(kinds.len(), 6, "every kind of re-send: {kinds:?}");
+    // Neither "keep the first" nor "keep the last" arrival would give the merge law's answer.
+    for tie in [true, false] {
+        for first in [true, false] {
+            assert!(winner_first.get(&(tie, first)).copied().unwrap_or(0) > 20, "{winner_first:?}");
+        }
+    }
+}
+
+#[test]
+fn blank_records_hold_no_datum_and_are_dropped() {
+    for format in [OutputFormat::Json, OutputFormat::OpenTelemetry1_0] {
+        // Few series over many minutes: many small records, so the share is measured on hundreds.
+        let spec = Spec { blank_share: 0.1, series: 20, minutes: 600, ..messy_in(format) };
+        let all = records(&spec);
+        let blank = |r: &SampleRecord| !r.is_malformed() && r.bytes.iter().all(|&b| b == b'\n');
+        // Blank records come from a stream of their own: without them, the records are the usual ones.
+        let others: Vec<SampleRecord> = all.iter().filter(|r| !blank(r)).cloned().collect();
+        assert!(others == records(&Spec { blank_share: 0.0, ..spec.clone() }), "{format}: blank records moved the others");
+        let blanks = all.len() - others.len();
+        let good = others.iter().filter(|r| !r.is_malformed()).count();
+        assert!(
+            good > 600 && (0.07..0.13).contains(&(blanks as f64 / good as f64)),
+            "{format}: {blanks} blank records after {good} good ones"
+        );
+        let mut index = 0;
+        for event in firehose_events(&spec, &all, 300_000).unwrap() {
+            let outcome = cwms_transform::transform(&cwms_transform::Config::default(), &event);
+            for response in &outcome.response.records {
+                let r = &all[index];
+                let expected = if r.is_malformed() {
+                    "ProcessingFailed"
+                } else if blank(r) {
+                    "Dropped"
+                } else {
+                    "Ok"
+                };
+                assert_eq!(response.result.as_str(), expected, "{format}: record {index}");
+                index += 1;
+            }
+        }
+        assert_eq!(index, all.len());
+    }
+}
+
+#[test]
+fn awkward_names_escape_nothing_away_in_any_format() {
+    let base = Spec { minutes: 3, series: 50, percentiles_share: 1.0, trimmed_means: false, ..Spec::default() };
+    let spec = Spec { series: 60, awkward_names: true, ..base.clone() };
+    let all = series(&spec);
+    let (awkward, usual): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|s| AWKWARD_NAMESPACES.contains(&s.namespace));
+    // One more group of series beside the five namespaces, which keep the series they had.
+    assert_eq!(awkward.len(), 10);
+    assert_eq!(usual, series(&base));
+    let namespaces: HashSet<&str> = awkward.iter().map(|s| s.namespace).collect();
+    assert_eq!(namespaces.len(), AWKWARD_NAMESPACES.len());
+    let names: String = awkward
+        .iter()
+        .flat_map(|s| {
+            [s.namespace.to_owned(), s.metric_name.to_owned(), s.unit.to_owned()]
+                .into_iter()
+                .chain(s.dimensions.iter().flat_map(|(k, v)| [k.clone(), v.clone()]))
+        })
+        .collect();
+    for c in ['=', ',', '\\', '/', ' ', ':'] {
+        assert!(names.contains(c), "no {c:?} in an awkward name");
+    }
+    assert!(!names.is_ascii() && awkward.iter().any(|s| s.dimensions.is_empty()) && awkward.iter().any(|s| !s.statistics.is_empty()));
+    // Every line decodes to its datum, and the dimension key gives the dimensions back.
+    let text = ndjson(&spec);
+    let decoded = decode_lines(&text);
+    assert!(decoded.is_clean(), "{:?}", decoded.errors.first());
+    let expected = datums(&spec);
+    assert_eq!(decoded.datums.len(), expected.len());
+    for (got, want) in decoded.datums.iter().zip(&expected) {
+        assert_same(got, want);
+        let pairs: Vec<(String, String)> = got.dimensions.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(cwms_model::parse_dimension_key(&got.dimension_key()).unwrap(), pairs);
+    }
+    // OpenTelemetry carries the same datums.
+    let json = records(&spec);
+    let otel = records(&Spec { stream_format: OutputFormat::OpenTelemetry1_0, ..spec.clone() });
+    assert_eq!(json.len(), otel.len());
+    for (j, o) in json.iter().zip(&otel) {
+        let from_otel: Vec<_> = cwms_decode::otel::decode_otel(&plain(o)).unwrap().into_iter().map(Datum::into_owned).collect();
+        let from_json: Vec<_> = decode_lines(&plain(j)).datums.into_iter().map(Datum::into_owned).collect();
+        assert!(from_otel == from_json, "a record's datums differ between JSON and OpenTelemetry");
+    }
 }

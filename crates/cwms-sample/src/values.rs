@@ -181,6 +181,53 @@ fn shaped(low: f64, high: f64, k: u32, count: f64, statistics: &[&str], step: Op
     Values { count, sum, max: high, min: low, stats }
 }
 
+/// The values of a re-send of the datum `v` ([`crate::Spec::resend_share`]): the same minute
+/// aggregated again, differing in one of the ways the merge law tells apart (DESIGN 4.3), each
+/// as likely: more samples, fewer samples (when there are at least two), or the same count with a
+/// larger sum, a larger max, a smaller min or another value of an additional statistic (ties the
+/// law breaks by the values). The change is large enough to see at a reader's 1e-9 tolerance, and
+/// whole for whole numbers; the values stay consistent (`min <=` every statistic `<= max`,
+/// `min <= sum / count <= max`).
+pub(crate) fn resent(v: &Values, draw: &mut Draw) -> Values {
+    let mut r = v.clone();
+    let whole = [v.sum, v.max, v.min].iter().all(|x| x.fract() == 0.0);
+    let step = |x: f64| if whole { 1.0 } else { round_to((x.abs() * 0.01).max(0.01), 2) };
+    let mean = v.sum / v.count;
+    match draw.below(6) {
+        kind @ (0 | 1) => {
+            let k = draw.between(1, (v.count / 10.0).floor().max(1.0) as u64) as f64;
+            let k = if kind == 1 && v.count > k { -k } else { k };
+            let added = if whole { (k * mean).round() } else { k * mean };
+            r.count += k;
+            r.sum = (v.sum + added).clamp(r.count * v.min, r.count * v.max);
+        }
+        2 => {
+            r.sum += step(v.sum);
+            r.max = r.max.max(r.sum / r.count);
+        }
+        3 => r.max += step(v.max),
+        4 => {
+            let (lower, higher) = (v.min - step(v.min), v.min + step(v.min));
+            if lower >= 0.0 || v.min < 0.0 {
+                r.min = lower;
+            } else if higher <= mean && v.stats.iter().all(|&s| s >= higher) {
+                r.min = higher;
+            } else {
+                r.max += step(v.max);
+            }
+        }
+        _ => {
+            let i = if v.stats.is_empty() { None } else { Some(draw.index(v.stats.len())) };
+            match i.map(|i| (i, v.stats[i] + step(v.stats[i]), v.stats[i] - step(v.stats[i]))) {
+                Some((i, up, _)) if up <= v.max => r.stats[i] = up,
+                Some((i, _, down)) if down >= v.min => r.stats[i] = down,
+                _ => r.max += step(v.max),
+            }
+        }
+    }
+    r
+}
+
 /// Traffic over the day: 0.65 at 02:00 UTC rising linearly to 1.35 at 14:00 UTC and back.
 fn daily_cycle(timestamp_ms: i64) -> f64 {
     let minute_of_day = timestamp_ms.div_euclid(60_000).rem_euclid(1_440) as f64;
@@ -220,6 +267,41 @@ mod tests {
         assert!(v.sum >= 7.0 && v.sum <= 21.0);
         let v = shaped(0.5, 8.0, 3, 3.0, &[], Some(0.5));
         assert_eq!((v.sum * 2.0).fract(), 0.0);
+    }
+
+    /// Asserts the consistency `resent` promises.
+    fn consistent(v: &Values) -> bool {
+        let mean = v.sum / v.count;
+        v.count >= 1.0 && v.min <= mean && mean <= v.max && v.stats.iter().all(|s| (v.min..=v.max).contains(s))
+    }
+
+    #[test]
+    fn resends_differ_and_stay_consistent() {
+        let originals = [
+            shaped(10.0, 90.0, 3, 50.0, &["p50", "p99"], None),
+            shaped(1.0, 3.0, 2, 7.0, &[], Some(1.0)),
+            single(4.25, &["p99"]),
+            super::flags(5.0, 0.0),
+            Values { count: 9.0, sum: 9.0, max: 1.0, min: 1.0, stats: vec![] },
+        ];
+        let mut draw = Draw::new(1, 0);
+        let mut kinds = std::collections::BTreeSet::new();
+        for v in &originals {
+            for _ in 0..200 {
+                let r = resent(v, &mut draw);
+                assert!(r != *v && consistent(&r), "{v:?} re-sent as {r:?}");
+                let kind = match () {
+                    _ if r.count > v.count => "more",
+                    _ if r.count < v.count => "fewer",
+                    _ if r.sum != v.sum => "sum",
+                    _ if r.max != v.max => "max",
+                    _ if r.min != v.min => "min",
+                    _ => "statistic",
+                };
+                kinds.insert(kind);
+            }
+        }
+        assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["fewer", "max", "min", "more", "statistic", "sum"]);
     }
 
     #[test]
