@@ -17,6 +17,13 @@ JSON datum per line, and the lake's rows are derived here from the documented ru
   count and sum added in timestamp order starting from the first point, min and max by total order,
   unit of the hour's latest point, stats empty.
 
+A raw zone Firehose wrote without a transform may hold records a producer damaged: with
+lenient=True, an object that does not decompress and a line that is not a datum (the compactor
+reports the first and keeps the second under _cwms/rejected/) are counted and left out, by the
+rules of cwms-decode (a JSON object with account_id, region, namespace and metric_name non-empty
+strings, an integer timestamp from 2000 to 2099, a value object of numbers with count, sum, max
+and min); without it, they are an error.
+
 Only the standard library and xxhash are needed, so every reader venv can compute it.
 """
 
@@ -26,6 +33,7 @@ import gzip
 import json
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -112,23 +120,74 @@ def parse(line: bytes, where: str) -> Datum:
     )
 
 
-def raw_datums(raw_dir: str) -> list[Datum]:
-    """Every datum of every object below raw_dir. A raw object cwms wrote always decodes, so any
-    line that does not is an error here (naming the object and line), not something to skip."""
-    datums = []
+# The times the decoder takes as epoch milliseconds: 2000-01-01 to 2099-12-31 (cwms_decode::rules).
+EARLIEST_MS, LATEST_MS = 946_684_800_000, 4_102_444_799_999
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def is_datum(line: bytes) -> bool:
+    """Whether the compactor takes this line as a datum (the rules in the module's docstring)."""
+    try:
+        # NaN and Infinity are not JSON, though Python's json takes them.
+        d = json.loads(line, parse_constant=_not_json)
+    except ValueError:
+        return False
+    if not isinstance(d, dict):
+        return False
+    if not all(isinstance(d.get(k), str) and d[k] for k in ("account_id", "region", "namespace", "metric_name")):
+        return False
+    t, v = d.get("timestamp"), d.get("value")
+    if not isinstance(t, int) or isinstance(t, bool) or not EARLIEST_MS <= t <= LATEST_MS:
+        return False
+    return isinstance(v, dict) and all(k in v for k in MEASURES) and all(_number(x) for x in v.values())
+
+
+@dataclass
+class RawZone:
+    datums: list[Datum]
+    failed_objects: int  # objects that do not decompress (lenient only)
+    rejected_lines: int  # lines that are not datums (lenient only)
+
+
+def read_raw(raw_dir: str, lenient: bool = False) -> RawZone:
+    """Every datum of every object below raw_dir. A raw object cwms wrote always decodes, so
+    without lenient any line that does not is an error here (naming the object and line)."""
+    zone = RawZone([], 0, 0)
     for root, _, names in sorted(os.walk(raw_dir)):
         for name in sorted(names):
             path = os.path.join(root, name)
             with open(path, "rb") as f:
                 data = f.read()
             if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
+                try:
+                    data = gzip.decompress(data)
+                except (OSError, EOFError, zlib.error):
+                    if not lenient:
+                        raise
+                    zone.failed_objects += 1
+                    continue
             for number, line in enumerate(data.split(b"\n"), 1):
-                if line.strip():
-                    datums.append(parse(line, f"{path}:{number}"))
-    if not datums:
+                if not line.strip():
+                    continue
+                if lenient and not is_datum(line):
+                    zone.rejected_lines += 1
+                    continue
+                zone.datums.append(parse(line, f"{path}:{number}"))
+    if not zone.datums:
         raise ValueError(f"{raw_dir}: no datums")
-    return datums
+    return zone
+
+
+def raw_datums(raw_dir: str) -> list[Datum]:
+    """Every datum of every object below raw_dir (read_raw, not lenient)."""
+    return read_raw(raw_dir).datums
 
 
 def merged(datums: list[Datum]) -> dict:
@@ -151,7 +210,12 @@ def _row(d: Datum, timestamp_ms: int, unit: str, count, total, mx, mn, stats) ->
 
 def tables(raw_dir: str) -> dict[str, list[tuple]]:
     """{"metrics_1m": rows, "metrics_1h": rows}, each row a tuple in COLUMNS order."""
-    best = merged(raw_datums(raw_dir))
+    return tables_of(raw_datums(raw_dir))
+
+
+def tables_of(datums: list[Datum]) -> dict[str, list[tuple]]:
+    """tables() of these datums."""
+    best = merged(datums)
     minutes = [_row(d, d.timestamp_ms, d.unit, d.count, d.sum, d.max, d.min, d.stats) for d in best.values()]
     hours: dict = {}
     for d in sorted(best.values(), key=lambda d: d.identity()):

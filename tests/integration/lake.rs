@@ -62,6 +62,31 @@ fn folder_lake_matches_the_reference_in_duckdb_and_pyarrow() {
     assert_eq!(lake_files(&lake), before);
 }
 
+/// The hard cases, generated: re-sends with larger, smaller and equal counts (ties the merge law
+/// breaks by the values, arriving before and after the original), awkward namespaces, dimension
+/// names and values, metric names and units (`=`, `,`, `\`, `/`, spaces, `:`, non-ASCII), beside
+/// exact duplicates, late datums and malformed records. Every column of the lake, dimension_key
+/// and series_id included, must be the reference's (tests/compat/reference.py), as DuckDB and
+/// pyarrow read it.
+#[test]
+fn resends_and_awkward_names_match_the_reference_in_every_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let mess = ["--awkward-names", "--resends", "0.2", "--duplicates", "0.05", "--late", "0.05", "--malformed", "0.03"];
+    generate_raw(dir.path(), 60, 90, &mess);
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    let output = cwms(&["compact", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let summary = check_lake(&raw, &lake, 0);
+    assert!(summary.contains("5400 minute rows"), "60 series x 90 minutes, each once: {summary}");
+    // The raw zone really held what the check is about: many ties, and awkward partitions.
+    let ties: usize = summary.split(" of them with equal counts").next().and_then(|s| s.rsplit(' ').next()?.parse().ok()).unwrap_or(0);
+    assert!(ties > 100, "{summary}");
+    let folders: Vec<String> = lake_files(&lake).into_keys().filter(|k| k.starts_with("metrics_1h/")).collect();
+    for escaped in ["My App%2FProd%3Av1", "Team%3DOps,EU%5CBatch", "Ünïcode ☃%2FCafé"] {
+        assert!(folders.iter().any(|k| k.contains(&format!("/namespace={escaped}/"))), "no {escaped} partition: {folders:?}");
+    }
+}
+
 /// Malformed lines inside raw objects (a stream without the transform, a hand-made file): the
 /// good lines reach the lake, the bad ones are kept under `_cwms/rejected/` with their reasons,
 /// the run exits 0 and says so; an object that does not decompress fails alone, named, and makes

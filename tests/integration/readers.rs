@@ -3,10 +3,12 @@
 //! (tests/compat/). Each test names the venv and the readers; the Python scripts name the reader
 //! and its version on every line, so a failure says which engine cannot read what.
 //!
-//! The lake is `cwms run` plus one raw object of awkward data (tests/compat/awkward.ndjson:
-//! namespaces that Hive escapes, dimension values with `\`, `,` and `=`, -0.0, 1e300, 5e-324, a
-//! datum on the next UTC day, and duplicates that exercise the merge law), compacted by
-//! `cwms compact`.
+//! The lake is `cwms run` with re-sends (larger, smaller and equal counts: the merge law's
+//! tie-break) and awkward names (`=`, `,`, `\`, `/`, spaces, `:` and non-ASCII in namespaces,
+//! dimensions, metric names and units), plus one raw object of hand-written awkward data
+//! (tests/compat/awkward.ndjson: namespaces that Hive escapes, dimension values with `\`, `,` and
+//! `=`, -0.0, 1e300, 5e-324, a datum on the next UTC day, and duplicates that exercise the merge
+//! law), compacted by `cwms compact`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ fn lake(dir: &Path) -> PathBuf {
     let bucket = dir.join("bucket");
     let run = Command::new(built_binary("cwms"))
         .args(["run", "--out", bucket.to_str().unwrap(), "--series", "60", "--minutes", "45", "--start", START, "--malformed", "0"])
+        .args(["--resends", "0.1", "--awkward-names"])
         .output()
         .unwrap();
     assert!(run.status.success(), "cwms run: {}", describe(&run));
