@@ -2,8 +2,10 @@
 //! is a closed pipe (`| head -1`) or a full disk (`> /dev/full`), the spellings of one raw folder
 //! against one checkpoint, mistyped or missing locations (which must create nothing), and a
 //! compaction killed with SIGKILL halfway through publishing (which must leave no partial file
-//! where readers look, and whose rerun must converge to the bytes of a clean run), and a lost lake
-//! object, whose error suggests a rebuild command that works when pasted into a shell.
+//! where readers look, and whose rerun must converge to the bytes of a clean run), a lost lake
+//! object, whose error suggests a rebuild command that works when pasted into a shell, raw
+//! objects that failed in an earlier run, a read-only lake, an `--out` file that exists, and
+//! the temporary folder a compaction must not leave behind.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
@@ -647,5 +649,132 @@ fn the_suggested_rebuild_command_works_when_pasted_into_a_shell() {
     assert_eq!(lake.keys().collect::<Vec<_>>(), clean.keys().collect::<Vec<_>>());
     for (key, bytes) in &clean {
         assert!(lake[key] == *bytes, "{key} differs from a clean compaction's");
+    }
+}
+
+// --- (g) what the first hour of use found besides: objects that failed earlier, a read-only
+// lake, an --out file that exists, an empty temporary folder ---
+
+/// A raw object that failed in an earlier run does not fail the later ones (a schedule is not
+/// stuck on it), but every run names it, because its datums are still not in the lake.
+#[test]
+fn objects_that_failed_earlier_are_named_on_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    write_raw(&raw, 1, 1, 2);
+    let hour = raw.join("dt=2026-01-15/hour=10");
+    std::fs::write(hour.join("broken.gz"), b"\x1f\x8b\x08\x00 not really gzip").unwrap();
+
+    let first = cwms_in(dir.path(), &["compact", "--raw", "raw", "--lake", "lake"]);
+    assert_eq!(first.status.code(), Some(1), "{}", describe(&first));
+    assert!(stderr(&first).contains("broken.gz"), "{}", describe(&first));
+
+    for _ in 0..2 {
+        let again = cwms_in(dir.path(), &["compact", "--raw", "raw", "--lake", "lake"]);
+        assert_eq!(again.status.code(), Some(0), "a failure already reported must not fail every later run: {}", describe(&again));
+        let text = stderr(&again);
+        assert!(
+            text.contains("broken.gz") && text.contains("earlier run recorded") && text.contains("gzip"),
+            "the object and its recorded reason are named again: {}",
+            describe(&again)
+        );
+        let stdout = String::from_utf8_lossy(&again.stdout);
+        assert!(stdout.contains("1 raw object recorded as undecodable by earlier runs skipped"), "{}", describe(&again));
+    }
+    let json = summary(&cwms_in(dir.path(), &["compact", "--json", "--raw", "raw", "--lake", "lake"]));
+    assert_eq!(json["objects_failed_earlier"], 1, "{json}");
+    let listed = json["failed_earlier"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{json}");
+    assert!(listed[0]["location"].as_str().unwrap().ends_with("dt=2026-01-15/hour=10/broken.gz"), "{json}");
+    assert!(listed[0]["reason"].as_str().unwrap().contains("gzip"), "{json}");
+
+    // --retry-failed reads it again, and it fails again (exit 1), reported as this run's.
+    let retried = cwms_in(dir.path(), &["compact", "--json", "--retry-failed", "--raw", "raw", "--lake", "lake"]);
+    assert_eq!(retried.status.code(), Some(1), "{}", describe(&retried));
+    let retried: serde_json::Value = serde_json::from_slice(&retried.stdout).unwrap();
+    assert_eq!((retried["objects_failed"].as_array().unwrap().len(), &retried["objects_failed_earlier"]), (1, &serde_json::json!(0)), "{retried}");
+
+    // Once the object is gone (removed, or expired with raw/), nothing is outstanding.
+    std::fs::remove_file(hour.join("broken.gz")).unwrap();
+    let json = summary(&cwms_in(dir.path(), &["compact", "--json", "--raw", "raw", "--lake", "lake"]));
+    assert_eq!((&json["objects_failed_earlier"], json["failed_earlier"].as_array().unwrap().len()), (&serde_json::json!(0), 0), "{json}");
+}
+
+/// `cwms` without the capabilities that let root write any folder whatever its mode (`setpriv`
+/// drops them from the bounding set), so that a permission case runs as root too.
+fn cwms_bound_by_modes(dir: &Path, args: &[&str]) -> Output {
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--bounding-set=-dac_override,-dac_read_search", "--"])
+        .arg(built_binary("cwms"))
+        .args(args)
+        .current_dir(dir)
+        .envs(ENV.iter().copied())
+        .stdin(Stdio::null());
+    command.output().unwrap()
+}
+
+/// A lake folder that cannot be written is found before the raw zone is read, named, and
+/// nothing is read or recorded; a writable lake folder again, the same command works.
+#[test]
+fn a_read_only_lake_is_refused_before_any_raw_object_is_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    write_raw(&dir.path().join("raw"), 2, 3, 2);
+    let lake = dir.path().join("lake");
+    std::fs::create_dir(&lake).unwrap();
+    std::fs::set_permissions(&lake, std::fs::Permissions::from_mode(0o555)).unwrap();
+
+    let output = cwms_bound_by_modes(dir.path(), &["compact", "--raw", "raw", "--lake", "lake"]);
+    std::fs::set_permissions(&lake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_no_panic(&output, "a read-only lake");
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let text = stderr(&output);
+    assert!(text.contains("write in folder") && text.contains("lake") && text.contains("ermission denied"), "{}", describe(&output));
+    assert!(output.stdout.is_empty(), "a run that could not start prints no summary: {}", describe(&output));
+    assert!(tree(&lake).is_empty(), "{:?}", tree(&lake));
+
+    let json = summary(&cwms_bound_by_modes(dir.path(), &["compact", "--json", "--raw", "raw", "--lake", "lake"]));
+    assert_eq!(json["objects_read"], 3, "{json}");
+}
+
+/// `generate --out FILE` never replaces a file by accident: a second run is refused naming the
+/// file and `--force`, which replaces it; a device such as /dev/null is written to.
+#[test]
+fn generate_replaces_an_existing_out_file_only_with_force() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.ndjson"), b"precious\n").unwrap();
+    std::fs::write(dir.path().join("keep.json"), b"precious\n").unwrap();
+    for (format, file) in [("ndjson", "keep.ndjson"), ("firehose-event", "keep.json")] {
+        let base = ["generate", "--format", format, "--series", "2", "--minutes", "1", "--start", START, "--one-event", "--out", file];
+        let base: Vec<&str> = base.into_iter().filter(|a| format == "firehose-event" || *a != "--one-event").collect();
+        let output = cwms_in(dir.path(), &base);
+        assert_eq!(output.status.code(), Some(1), "{format}: {}", describe(&output));
+        assert!(stderr(&output).contains(file) && stderr(&output).contains("--force"), "{format}: {}", describe(&output));
+        assert_eq!(std::fs::read(dir.path().join(file)).unwrap(), b"precious\n", "{format}: the file was changed");
+
+        let mut forced = base.clone();
+        forced.push("--force");
+        let output = cwms_in(dir.path(), &forced);
+        assert!(output.status.success(), "{format}: {}", describe(&output));
+        assert!(std::fs::read(dir.path().join(file)).unwrap().len() > 100, "{format}: --force did not replace the file");
+
+        if format == "ndjson" {
+            let to_null: Vec<&str> = base.iter().map(|a| if *a == file { "/dev/null" } else { a }).collect();
+            let output = cwms_in(dir.path(), &to_null);
+            assert!(output.status.success(), "--out /dev/null: {}", describe(&output));
+        }
+    }
+}
+
+/// A finished compaction leaves no temporary folder in the lake (nor does a second one).
+#[test]
+fn compaction_leaves_no_temporary_folder_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    write_raw(&dir.path().join("raw"), 2, 2, 2);
+    for _ in 0..2 {
+        summary(&cwms_in(dir.path(), &["compact", "--json", "--raw", "raw", "--lake", "lake"]));
+        let strays: Vec<String> = tree(&dir.path().join("lake")).into_iter().filter(|p| p.contains(".cwms-tmp")).collect();
+        assert!(strays.is_empty(), "{strays:?}");
     }
 }

@@ -360,6 +360,8 @@ struct Setup {
     _moto: Option<MotoServer>,
     zone: RawZone,
     clean: [BTreeMap<String, Vec<u8>>; 2],
+    /// What the clean runs of each stage counted: datums and duplicates merged.
+    clean_counts: [(u64, u64); 2],
     /// Numbers the cases' prefixes.
     cases: AtomicUsize,
     /// For each case: its name, whether its faulted run finished, and the multipart uploads
@@ -388,15 +390,17 @@ impl Setup {
             _moto: moto,
             zone,
             clean: [BTreeMap::new(), BTreeMap::new()],
+            clean_counts: [(0, 0); 2],
             cases: AtomicUsize::new(0),
             uploads: Default::default(),
         };
         setup.upload(CLEAN, First).await;
-        setup.clean_run(CLEAN, "clean run, first stage").await;
+        setup.clean_counts[0] = counts(&setup.clean_run(CLEAN, "clean run, first stage").await);
         setup.clean[0] = setup.lake(CLEAN).await;
         setup.upload(CLEAN, Second).await;
-        setup.clean_run(CLEAN, "clean run, second stage").await;
+        setup.clean_counts[1] = counts(&setup.clean_run(CLEAN, "clean run, second stage").await);
         setup.clean[1] = setup.lake(CLEAN).await;
+        assert!(setup.clean_counts[1].1 > 0, "the second stage re-sends datums: {:?}", setup.clean_counts);
         assert!(!setup.clean[0].is_empty() && setup.clean[0] != setup.clean[1], "the second stage changes the lake");
         assert!(setup.clean[1].contains_key(&MINUTE_OBJECT["lake/".len()..]) && setup.clean[1].contains_key(&DAY_OBJECT["lake/".len()..]));
         setup
@@ -458,6 +462,10 @@ impl Setup {
             }
         }
         let stage = case.stage as usize;
+        if case.operation == GetObject && case.target == RAW_OBJECT && run.success {
+            // A raw object read again after a fault counts its datums once, as a clean run does.
+            assert_eq!(counts(&run), self.clean_counts[stage], "{name}: (datums, duplicates merged) differ from a clean run's");
+        }
         self.check_raw_and_lake(&prefix, case.stage, name).await;
 
         self.clean_run(&prefix, &format!("{name}: rerun")).await;
@@ -489,9 +497,10 @@ impl Setup {
     }
 
     /// A run of the binary straight to the server, which must succeed.
-    async fn clean_run(&self, prefix: &str, what: &str) {
+    async fn clean_run(&self, prefix: &str, what: &str) -> Run {
         let run = self.compact(Runner::Binary, &self.endpoint, prefix).await;
         assert!(run.success, "{what}: a run without faults fails:\n{}\n{}", run.message, run.report);
+        run
     }
 
     async fn compact(&self, runner: Runner, endpoint: &str, prefix: &str) -> Run {
@@ -594,6 +603,13 @@ impl Setup {
         }
         objects
     }
+}
+
+/// The datums and duplicates merged of a run's summary.
+fn counts(run: &Run) -> (u64, u64) {
+    let summary: serde_json::Value =
+        serde_json::from_str(&run.report).unwrap_or_else(|e| panic!("not a JSON summary ({e}): {}", run.report));
+    (summary["datums"].as_u64().unwrap(), summary["duplicates_merged"].as_u64().unwrap())
 }
 
 /// Runs the binary, killing it (and failing the test) if it does not end in time.

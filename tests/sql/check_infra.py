@@ -349,7 +349,7 @@ def check_contract(cfn: dict) -> str:
 
     # --- Alarms -------------------------------------------------------------------------------------
     alarmed = {metric[:2] for a in of_type("AWS::CloudWatch::Alarm").values() for metric in alarm_metrics(a)}
-    for metric in [("cwms", "RecordsFailed"), ("cwms", "CompactionErrors"), ("cwms", "ObjectsFailed"),
+    for metric in [("cwms", "RecordsFailed"), ("cwms", "CompactionErrors"), ("cwms", "ObjectsFailedOutstanding"),
                    ("cwms", "LagSeconds"), ("AWS/Firehose", "DeliveryToS3.DataFreshness")]:
         need(metric in alarmed, f"no alarm on {metric[0]} {metric[1]}")
     for a in of_type("AWS::CloudWatch::Alarm").values():

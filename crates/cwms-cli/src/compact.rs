@@ -206,10 +206,10 @@ pub fn print_summary(report: &Report) -> anyhow::Result<()> {
             report.glue.already_present
         )?;
     }
-    if report.objects_failed_earlier > 0 {
+    if !report.objects_failed_earlier.is_empty() {
         out!(
-            "{} recorded as undecodable by earlier runs skipped (--retry-failed reads them again)",
-            plural(report.objects_failed_earlier as u64, "raw object", "raw objects")
+            "{} recorded as undecodable by earlier runs skipped, their datums not in the lake (--retry-failed reads them again)",
+            plural(report.objects_failed_earlier.len() as u64, "raw object", "raw objects")
         )?;
     }
     if report.lines_rejected > 0 {
@@ -232,6 +232,14 @@ pub fn print_summary(report: &Report) -> anyhow::Result<()> {
 pub fn print_problems(report: &Report) {
     for problem in &report.objects_failed {
         err!("raw object {}: {}", problem.location, problem.reason);
+    }
+    // Named on every run until dealt with, so a long list is cut short here (--json has it all).
+    const EARLIER_NAMED: usize = 20;
+    for problem in report.objects_failed_earlier.iter().take(EARLIER_NAMED) {
+        err!("raw object {}: not read, an earlier run recorded: {}", problem.location, problem.reason);
+    }
+    if let Some(more) = report.objects_failed_earlier.len().checked_sub(EARLIER_NAMED).filter(|n| *n > 0) {
+        err!("and {} recorded as failed by earlier runs (`--json` lists them all)", plural(more as u64, "raw object", "more raw objects"));
     }
     for problem in &report.rejected {
         err!("rejected lines {}: {}", problem.location, problem.reason);

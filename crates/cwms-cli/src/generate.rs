@@ -146,9 +146,13 @@ pub struct Args {
     /// standard output (the default, or -) or a .json file when there is one event (see
     /// --one-event), otherwise a folder that receives event-0001.json, event-0002.json, ...
     /// raw-folder: the folder that receives raw/. Folders are created; files already in them are
-    /// never overwritten.
+    /// never overwritten, and an existing --out file only with --force.
     #[arg(long, short = 'o', value_name = "PATH")]
     out: Option<PathBuf>,
+
+    /// Replace an --out file that already exists (ndjson, or one firehose-event .json file).
+    #[arg(long)]
+    force: bool,
 
     /// Largest serialized event for --format firehose-event, in bytes (at most 6 MiB, Lambda's
     /// payload limit). The default is about what Firehose builds from its largest (3 MiB) buffer.
@@ -220,8 +224,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let out = output(&args)?;
     let records = cwms_sample::records(&spec);
     let written = match args.format {
-        Format::Ndjson => write_ndjson(&records, &out)?,
-        Format::FirehoseEvent => write_events(&spec, &records, args.max_event_bytes, args.one_event, &out)?,
+        Format::Ndjson => write_ndjson(&records, &out, args.force)?,
+        Format::FirehoseEvent => write_events(&spec, &records, args.max_event_bytes, args.one_event, &out, args.force)?,
         Format::RawFolder => write_raw(&spec, &records, args.raw_compression, &out)?,
     };
     let malformed = records.iter().filter(|r| r.is_malformed()).count();
@@ -330,7 +334,7 @@ fn output(args: &Args) -> anyhow::Result<Output> {
 
 /// The lines of every record in arrival order. The spec keeps records text (no gzip, no bad-gzip
 /// damage), so with every share at 0 this is exactly `cwms_sample::ndjson`.
-fn write_ndjson(records: &[SampleRecord], out: &Output) -> anyhow::Result<String> {
+fn write_ndjson(records: &[SampleRecord], out: &Output, force: bool) -> anyhow::Result<String> {
     let bytes: usize = records.iter().map(|r| r.bytes.len()).sum();
     let write = |w: &mut dyn Write| -> std::io::Result<()> {
         for record in records {
@@ -349,7 +353,7 @@ fn write_ndjson(records: &[SampleRecord], out: &Output) -> anyhow::Result<String
             }
         }
         Output::File(path) => {
-            let mut file = BufWriter::new(create_file(path)?);
+            let mut file = BufWriter::new(create_file(path, force)?);
             write(&mut file).with_context(|| format!("writing {}", path.display()))?;
             Ok(format!("{bytes} bytes to {}", path.display()))
         }
@@ -357,7 +361,7 @@ fn write_ndjson(records: &[SampleRecord], out: &Output) -> anyhow::Result<String
     }
 }
 
-fn write_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: usize, one: bool, out: &Output) -> anyhow::Result<String> {
+fn write_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: usize, one: bool, out: &Output, force: bool) -> anyhow::Result<String> {
     let mut events = cwms_sample::firehose_events(spec, records, max_event_bytes).context("--max-event-bytes is too small")?;
     if one {
         events.truncate(1);
@@ -377,7 +381,7 @@ fn write_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: usize, o
         }
         Output::File(path) => {
             let bytes = events.first().map(to_json).unwrap_or_else(|| b"{\"records\":[]}".to_vec());
-            create_file(path)?.write_all(&bytes).with_context(|| format!("writing {}", path.display()))?;
+            create_file(path, force)?.write_all(&bytes).with_context(|| format!("writing {}", path.display()))?;
             Ok(format!("1 event of {} records to {}", events.first().map_or(0, |e| e.records.len()), path.display()))
         }
         Output::Folder(folder) => {
@@ -424,10 +428,15 @@ fn prepare_folder<'a>(folder: &Path, files: impl Iterator<Item = &'a Path>) -> a
     Ok(())
 }
 
-/// Creates (or truncates) a file the user named, creating its folder if needed.
-fn create_file(path: &Path) -> anyhow::Result<fs::File> {
+/// Creates the --out file (and its folder): a file already there is replaced only with --force,
+/// so a second run with the same --out cannot lose a file by accident.
+fn create_file(path: &Path, force: bool) -> anyhow::Result<fs::File> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).with_context(|| format!("creating folder {}", parent.display()))?;
+    }
+    // A device or a pipe (`--out /dev/null`) is written to, not replaced.
+    if !force && fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        bail!("--out {} already exists; add --force to replace it, or choose another --out", path.display());
     }
     fs::File::create(path).with_context(|| format!("creating {}", path.display()))
 }
@@ -685,9 +694,12 @@ mod tests {
         assert_eq!(parse_share("0"), Ok(0.0));
         assert_eq!(parse_share(" 12.5% "), Ok(0.125));
         assert_eq!(parse_share("1"), Ok(1.0));
-        assert!(parse_share("-0.1").is_err());
-        assert!(parse_share("NaN").is_err());
-        assert!(parse_share("%").is_err());
+        assert_eq!(parse_share("-0.1"), Err("-0.1 is not between 0 and 1 (0% and 100%)".to_owned()));
+        assert_eq!(parse_share("NaN"), Err("NaN is not between 0 and 1 (0% and 100%)".to_owned()));
+        assert_eq!(
+            parse_share("%"),
+            Err(r#""%" is not a share (expected a number from 0 to 1, such as 0.05, or a percentage such as 5%)"#.to_owned())
+        );
         assert_eq!(parse_malformed_share("0.99"), Ok(0.99));
         assert_eq!(parse_start("0"), Ok(0));
         assert_eq!(parse_start("2026-01-15T10:00:00.000Z"), Ok(1_768_471_200_000));

@@ -11,7 +11,8 @@
 //!    PUT, re-reading and re-merging if another writer got there first ([`publish_minutes`]);
 //! 4. update the touched days' `metrics_1h` objects: the rows of the touched hours are replaced
 //!    by the rollups of the `metrics_1m` objects just written ([`publish_rollups`]), so a run
-//!    never re-reads the untouched hours of a day;
+//!    never re-reads the untouched hours of a day (when hours are published early, their
+//!    rollups are also published early once they pass a quarter of the budget);
 //! 5. register new partitions in Glue when configured;
 //! 6. only then record the batch's raw objects in the checkpoint (one PUT).
 //!
@@ -247,24 +248,33 @@ pub async fn compact(raw: &dyn ObjectStore, lake: &dyn ObjectStore, options: &Op
         None => listing.iter().filter(|o| !stored.checkpoint.is_processed(o, options.retry_failed)).collect(),
     };
     report.objects_pending = pending.len();
-    report.objects_failed_earlier = if options.retry_failed || options.rebuild.is_some() {
-        0
-    } else {
-        listing.iter().filter(|o| stored.checkpoint.failed().contains_key(&o.key)).count()
-    };
+    if !options.retry_failed && options.rebuild.is_none() {
+        report.objects_failed_earlier = listing
+            .iter()
+            .filter_map(|o| stored.checkpoint.failed().get(&o.key).map(|reason| ObjectProblem { location: raw.describe(&o.key), reason: reason.clone() }))
+            .collect();
+    }
     options.report(Progress::Listed { objects: pending.len(), bytes: pending.iter().map(|o| o.size).sum() });
 
     for batch in batches(&pending, options.batch_bytes) {
         let mut published = Published::default();
+        // The days' objects updated early, from the rollups of hours published early.
+        let mut rolled_up = Published::default();
         // Decoding fills the merged partitions; whenever they hold more than `max_points`,
         // the oldest hours are published (merged into their lake objects) to make room.
         // Publishing an hour twice in a batch costs a re-read, never correctness (DESIGN 4.3).
+        // The hours' rollups (a row per series and hour) wait for the end of the batch, unless
+        // they pass a quarter of the budget: then their days are updated at once, so that a long
+        // backlog does not pile them up (a day written twice costs a re-read, never correctness).
         let mapped = map::map_with(raw, &batch, options, Some(options.max_points), async |merged: &Arc<Merged>| -> Result<()> {
             if merged.points() > options.max_points {
                 let keep = options.max_points / 2;
                 let merged = Arc::clone(merged);
                 let oldest = tokio::task::spawn_blocking(move || merged.take_oldest(keep)).await.map_err(|e| Error::Task(e.to_string()))?;
                 published.absorb(publish_minutes(lake, oldest, options).await?);
+                if published.rollups.values().map(|r| r.rows.len()).sum::<usize>() > options.max_points / 4 {
+                    rolled_up.absorb(publish_rollups(lake, &std::mem::take(&mut published.rollups), options).await?);
+                }
             }
             Ok(())
         })
@@ -292,7 +302,8 @@ pub async fn compact(raw: &dyn ObjectStore, lake: &dyn ObjectStore, options: &Op
         report.partition_errors.extend(std::mem::take(&mut published.errors));
         options.fail_at(FailPoint::BeforeRollup)?;
 
-        let rollups = publish_rollups(lake, &published.rollups, options).await?;
+        let mut rollups = publish_rollups(lake, &published.rollups, options).await?;
+        rollups.absorb(rolled_up);
         report.hour_objects_written += rollups.written;
         report.lake_bytes_written += rollups.bytes;
         let batch_clean = batch_clean && rollups.errors.is_empty();

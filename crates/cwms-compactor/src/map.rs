@@ -10,9 +10,11 @@
 //! worth). Its good lines are merged; its bad lines are collected with their numbers and
 //! reasons ([`crate::quarantine`]). An object that cannot be read as lines at all (bad gzip, past
 //! the decompression cap, a key or file no store can read) is reported and left in place. A
-//! failure of the store itself while reading (a connection reset, a body cut short) is retried
+//! failure of the store itself while reading (a connection reset, a body cut short) is first
+//! picked up where it stopped by the store (S3: a ranged GET of the same version), then retried
 //! from the start of the object a few times, and then stops the run with the object named:
-//! reading the same datums again is harmless (the merge law is idempotent).
+//! reading the same datums again is harmless (the merge law is idempotent), and the datums an
+//! attempt cut short had merged are not counted as duplicates by the next.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -178,6 +180,9 @@ async fn read_object(
         return Ok(Read1::Failed(problem.clone()));
     }
     let mut attempt = 0;
+    // Datums that attempts cut short by a fault merged for the first time: the next attempt
+    // meets them again as duplicates, which they are not.
+    let mut merged_before = 0;
     loop {
         attempt += 1;
         let chunks = match raw.get_chunks(&meta.key).await {
@@ -210,17 +215,23 @@ async fn read_object(
         });
         let ((), decoded) = tokio::join!(forward, decode);
         match decoded.map_err(|e| Error::Task(e.to_string()))? {
+            Ok(Read1::Decoded { mut added, rejected }) => {
+                added.duplicates = added.duplicates.saturating_sub(merged_before);
+                return Ok(Read1::Decoded { added, rejected });
+            }
             Ok(read) => return Ok(read),
-            Err(fault) if attempt < READ_ATTEMPTS => {
+            Err((fault, partial)) if attempt < READ_ATTEMPTS => {
+                merged_before += partial.datums - partial.duplicates;
                 tracing::warn!(object = %raw.describe(&meta.key), error = %error_chain(&fault), attempt, "reading a raw object failed midway; reading it again");
                 tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
             }
-            Err(fault) => return Err(fault.into()),
+            Err((fault, _)) => return Err(fault.into()),
         }
     }
 }
 
-/// Decodes one object's bytes; `Err` only for a failure of the store underneath.
+/// Decodes one object's bytes; `Err` only for a failure of the store underneath, with what was
+/// merged before it.
 fn decode_object(
     reader: ChannelReader,
     cap: u64,
@@ -228,7 +239,7 @@ fn decode_object(
     merged: &Merged,
     keep: &(dyn Fn(&LakeObject) -> bool + Sync),
     limit: Option<usize>,
-) -> std::result::Result<Read1, cwms_store::Error> {
+) -> std::result::Result<Read1, (cwms_store::Error, Added)> {
     let mut added = Added::default();
     let mut rejected: Vec<RejectedLine> = Vec::new();
     let mut rejected_bytes = 0usize;
@@ -269,7 +280,7 @@ fn decode_object(
                 Some(Err(other)) => cwms_store::Error::Io { op: "read", location: String::new(), source: std::io::Error::other(other) },
                 None => cwms_store::Error::Io { op: "read", location: String::new(), source: std::io::Error::other("unknown") },
             };
-            return Err(fault);
+            return Err((fault, added));
         }
         Err(other) => return Ok(Read1::Failed(other.to_string())),
     }

@@ -27,8 +27,9 @@ pub struct Report {
     pub raw_bytes_read: u64,
     /// Raw objects that could not be read or decoded in this run (reported, recorded, left in place).
     pub objects_failed: Vec<ObjectProblem>,
-    /// Raw objects recorded as undecodable by earlier runs and not read again.
-    pub objects_failed_earlier: usize,
+    /// Raw objects recorded as undecodable by earlier runs and not read again, with the reason
+    /// recorded then: their datums are not in the lake until `--retry-failed` reads them.
+    pub objects_failed_earlier: Vec<ObjectProblem>,
     pub datums: u64,
     /// Lines of raw objects that were not datums: kept out of the lake, written with their line
     /// numbers and reasons under `_cwms/rejected/` (see [`crate::quarantine`]).
@@ -73,7 +74,8 @@ impl Report {
             "objects_pending": self.objects_pending,
             "objects_read": self.objects_read,
             "objects_failed": problems(&self.objects_failed),
-            "objects_failed_earlier": self.objects_failed_earlier,
+            "objects_failed_earlier": self.objects_failed_earlier.len(),
+            "failed_earlier": problems(&self.objects_failed_earlier),
             "raw_bytes_read": self.raw_bytes_read,
             "datums": self.datums,
             "lines_rejected": self.lines_rejected,
@@ -104,6 +106,9 @@ pub fn metrics(report: Option<&Report>) -> Vec<(&'static str, &'static str, f64)
         ("CompactionErrors", "Count", if r.partition_errors.is_empty() { 0.0 } else { 1.0 }),
         ("ObjectsRead", "Count", r.objects_read as f64),
         ("ObjectsFailed", "Count", r.objects_failed.len() as f64),
+        // Every raw object whose datums are not in the lake because it failed, in this run or
+        // an earlier one: an alarm on its Maximum stays in ALARM until they are dealt with.
+        ("ObjectsFailedOutstanding", "Count", (r.objects_failed.len() + r.objects_failed_earlier.len()) as f64),
         ("Datums", "Count", r.datums as f64),
         ("LinesRejected", "Count", r.lines_rejected as f64),
         ("DuplicatesMerged", "Count", r.duplicates_merged as f64),

@@ -245,7 +245,7 @@ async fn a_corrupt_raw_object_is_reported_recorded_and_left_in_place() {
     assert_eq!(snapshot(&lake), reference_lake(&raw_objects()).await);
     assert!(raw.join("2025/11/26/05/broken.gz").exists(), "bad raw objects are left in place");
     let again = run(&raw, &lake, &options()).await.unwrap();
-    assert_eq!((again.objects_pending, again.objects_failed_earlier), (0, 1));
+    assert_eq!((again.objects_pending, again.objects_failed_earlier.len()), (0, 1));
     assert!(again.is_success(), "known bad objects are not re-read or re-reported as new failures");
     let retry = run(&raw, &lake, &Options { retry_failed: true, ..options() }).await.unwrap();
     assert_eq!(retry.objects_failed.len(), 1);

@@ -61,11 +61,12 @@ impl LocalStore {
         Self { root: root.into() }
     }
 
-    /// A store on `root`, creating the directory (and its parents) if missing.
+    /// A store on `root`, creating the directory (and its parents) if missing, and checking that
+    /// a file can be written in it.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the directory cannot be created.
+    /// [`Error::Io`] when the directory cannot be created or written.
     pub async fn create(root: impl Into<PathBuf>) -> Result<Self> {
         let store = Self::new(root);
         if tokio::fs::metadata(&store.root).await.is_ok_and(|m| !m.is_dir()) {
@@ -81,6 +82,14 @@ impl LocalStore {
             source,
         })?;
         store.remove_stale_temp_files().await;
+        // A folder that cannot be written (read-only, another owner's) is found now, before a
+        // run spends its time reading, not at its first write.
+        let (temp_dir, root) = (store.root.join(TEMP_DIR), store.root.clone());
+        blocking(move || TempFile::write(&temp_dir, &root.join("probe"), b"").map(drop)).await.map_err(|source| Error::Io {
+            op: "write in folder",
+            location: store.root.display().to_string(),
+            source,
+        })?;
         Ok(store)
     }
 
@@ -107,7 +116,7 @@ impl LocalStore {
         }
     }
 
-    /// Removes what killed runs left in [`TEMP_DIR`], best effort.
+    /// Removes what killed runs left in [`TEMP_DIR`] (and the folder, once empty), best effort.
     async fn remove_stale_temp_files(&self) {
         let dir = self.root.join(TEMP_DIR);
         let _ = blocking(move || {
@@ -118,6 +127,7 @@ impl LocalStore {
                     let _ = fs::remove_file(entry.path());
                 }
             }
+            let _ = fs::remove_dir(&dir);
             Ok(())
         })
         .await;
@@ -397,9 +407,11 @@ fn epoch_ms(time: std::time::SystemTime) -> i64 {
     }
 }
 
-/// A fully written temporary file beside its destination, removed on drop unless persisted.
+/// A fully written temporary file in the store's [`TEMP_DIR`], removed on drop unless persisted.
+/// The folder itself is removed once empty, so a finished run leaves nothing behind.
 struct TempFile {
     path: Option<PathBuf>,
+    dir: PathBuf,
 }
 
 impl TempFile {
@@ -408,10 +420,18 @@ impl TempFile {
     fn write(temp_dir: &Path, destination: &Path, bytes: &[u8]) -> io::Result<Self> {
         let dir = destination.parent().expect("an object path always has the store root as an ancestor");
         fs::create_dir_all(dir)?;
-        fs::create_dir_all(temp_dir)?;
         let name = format!("{TEMP_PREFIX}{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed));
-        let temp = Self { path: Some(temp_dir.join(name)) };
-        let mut file = File::create_new(temp.path())?;
+        let temp = Self { path: Some(temp_dir.join(name)), dir: temp_dir.to_owned() };
+        // Another write (of this process or another) removes the folder when it empties it:
+        // make it again and retry, a few times.
+        let mut attempts = 0;
+        let mut file = loop {
+            fs::create_dir_all(temp_dir)?;
+            match File::create_new(temp.path()) {
+                Err(err) if err.kind() == io::ErrorKind::NotFound && attempts < 8 => attempts += 1,
+                other => break other?,
+            }
+        };
         file.write_all(bytes)?;
         // Flush the content before the rename makes it visible: otherwise a crash could leave
         // the new name pointing at an empty or partial file.
@@ -438,6 +458,8 @@ impl TempFile {
             fs::rename(self.path(), destination)?;
         }
         self.path = None;
+        // Only succeeds when no other write is in progress.
+        let _ = fs::remove_dir(&self.dir);
         // Make the rename itself durable. Directories cannot be opened for syncing everywhere
         // (Windows), and the object is already in place, so this is best effort.
         if let Some(dir) = destination.parent()
@@ -456,6 +478,7 @@ impl Drop for TempFile {
         {
             tracing::warn!(path = %path.display(), %err, "cannot remove a temporary file");
         }
+        let _ = fs::remove_dir(&self.dir);
     }
 }
 
@@ -564,7 +587,9 @@ mod tests {
         let folder = store.path_of("metrics_1m/dt=2026-11-26/namespace=X");
         let names: Vec<_> = fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert_eq!(names, ["07.parquet"]);
-        assert!(store.root().join(TEMP_DIR).is_dir());
+        // A finished write leaves no temporary folder behind.
+        assert!(!store.root().join(TEMP_DIR).exists());
+        fs::create_dir(store.root().join(TEMP_DIR)).unwrap();
         // What a killed run leaves in the temporary folder goes when a store opens, once stale.
         let stale = store.root().join(TEMP_DIR).join(format!("{TEMP_PREFIX}1-1"));
         let fresh = store.root().join(TEMP_DIR).join(format!("{TEMP_PREFIX}1-2"));

@@ -176,29 +176,25 @@ impl S3Store {
 
     async fn get_chunks_impl(&self, key: &str) -> Result<Option<crate::Chunks>> {
         validate_key(key)?;
-        let response = self.client.get_object().bucket(&self.bucket).key(self.full_key(key)).send().await;
+        let full_key = self.full_key(key);
+        let response = self.client.get_object().bucket(&self.bucket).key(&full_key).send().await;
         let output = match response {
             Ok(output) => output,
             Err(err) if err.as_service_error().is_some_and(GetObjectError::is_no_such_key) => return Ok(None),
             Err(err) => return Err(s3_error("get", self.describe(key), err)),
         };
-        let location = self.describe(key);
-        let chunks = futures::stream::try_unfold(output.body, move |mut body| {
-            let location = location.clone();
-            async move {
-                match body.try_next().await {
-                    Ok(Some(chunk)) => Ok(Some((chunk, body))),
-                    Ok(None) => Ok(None),
-                    Err(err) => Err(Error::S3 {
-                        op: "read the body of",
-                        location,
-                        detail: "the response body was cut short or unreadable".to_owned(),
-                        source: Box::new(err),
-                    }),
-                }
-            }
-        });
-        Ok(Some(Box::pin(chunks)))
+        let reading = Resumable {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            location: self.describe(key),
+            etag: output.e_tag().map(str::to_owned),
+            size: output.content_length().and_then(|n| u64::try_from(n).ok()),
+            full_key,
+            body: output.body,
+            offset: 0,
+            attempt: 1,
+        };
+        Ok(Some(Box::pin(futures::stream::try_unfold(reading, Resumable::next))))
     }
 
     async fn put_impl(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutOutcome> {
@@ -359,6 +355,73 @@ fn is_conflict<E: ProvideErrorMetadata>(err: &SdkError<E>, mode: &PutMode) -> bo
         || code == Some("PreconditionFailed")
         || code == Some("ConditionalRequestConflict")
         || (matches!(mode, PutMode::Update(_)) && status == 404 && !matches!(code, Some("NoSuchBucket" | "NoSuchUpload")))
+}
+
+/// One object's body as it streams in. A body cut short after some bytes (a reset, a truncated
+/// response) is picked up where it stopped, with a ranged GET of the same version (`If-Match`),
+/// up to [`BODY_ATTEMPTS`] times: the reader sees every byte once, so a huge object is not
+/// read again from the start and nothing it yielded is yielded twice.
+struct Resumable {
+    client: Client,
+    bucket: String,
+    full_key: String,
+    location: String,
+    etag: Option<String>,
+    size: Option<u64>,
+    body: ByteStream,
+    /// Bytes yielded so far.
+    offset: u64,
+    attempt: u32,
+}
+
+impl Resumable {
+    async fn next(mut self) -> Result<Option<(Bytes, Self)>> {
+        loop {
+            let err = match self.body.try_next().await {
+                Ok(Some(chunk)) => {
+                    self.offset += chunk.len() as u64;
+                    return Ok(Some((chunk, self)));
+                }
+                Ok(None) => return Ok(None),
+                Err(err) => err,
+            };
+            if self.size.is_some_and(|size| self.offset >= size) {
+                // Every byte arrived; only the end of the response was lost.
+                return Ok(None);
+            }
+            if self.attempt >= BODY_ATTEMPTS {
+                return Err(Error::S3 {
+                    op: "read the body of",
+                    location: self.location,
+                    detail: format!("the response body was cut short or unreadable ({} attempts)", self.attempt),
+                    source: Box::new(err),
+                });
+            }
+            self.attempt += 1;
+            tracing::warn!(location = %self.location, %err, offset = self.offset, attempt = self.attempt, "the body of an object was cut short; reading on from where it stopped");
+            let mut request =
+                self.client.get_object().bucket(&self.bucket).key(&self.full_key).range(format!("bytes={}-", self.offset));
+            if let Some(etag) = &self.etag {
+                request = request.if_match(etag);
+            }
+            let output = match request.send().await {
+                Ok(output) => output,
+                Err(err) => return Err(s3_error("resume reading", self.location, err)),
+            };
+            // A server that ignores the range answers with the whole object: reading it on would
+            // repeat the bytes already read.
+            let from = format!("bytes {}-", self.offset);
+            if !output.content_range().is_some_and(|range| range.starts_with(&from)) {
+                return Err(Error::S3 {
+                    op: "resume reading",
+                    location: self.location,
+                    detail: format!("asked for {from}, the answer holds {:?}", output.content_range().unwrap_or("the whole object")),
+                    source: Box::new(err),
+                });
+            }
+            self.body = output.body;
+        }
+    }
 }
 
 /// Wraps an SDK error with the operation, the location, and a summary of what went wrong.
