@@ -17,6 +17,11 @@ pub(crate) struct StoredCheckpoint<'a> {
     legacy_aliases: Vec<String>,
     pub checkpoint: Checkpoint,
     etag: Option<String>,
+    /// Set once a lost race made this run merge another writer's checkpoint: that writer may
+    /// have listed objects and folders that arrived after this run's listing, so from then on
+    /// the listing is not complete enough to forget what it does not show (`reconcile`) or to
+    /// close folders by it (`collapse_closed_folders`); the next run does both.
+    merged_another: bool,
 }
 
 impl<'a> StoredCheckpoint<'a> {
@@ -28,6 +33,7 @@ impl<'a> StoredCheckpoint<'a> {
             legacy_aliases: legacy_aliases(&raw_id, &lake.identity()),
             checkpoint: Checkpoint::new(&raw_id),
             etag: None,
+            merged_another: false,
             raw_id,
         };
         stored.reload().await?;
@@ -53,7 +59,8 @@ impl<'a> StoredCheckpoint<'a> {
     }
 
     /// Adds a batch to the checkpoint and writes it, conditionally on the version read, merging
-    /// with a concurrent writer's checkpoint on conflict (both only ever add keys).
+    /// with a concurrent writer's checkpoint on conflict: what the other writer recorded is kept,
+    /// even the objects and folders `listing` does not show.
     pub async fn save(
         &mut self,
         processed: &[&str],
@@ -62,12 +69,16 @@ impl<'a> StoredCheckpoint<'a> {
         closed_before_ms: i64,
     ) -> Result<()> {
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            self.checkpoint.reconcile(listing);
+            if !self.merged_another {
+                self.checkpoint.reconcile(listing);
+            }
             self.checkpoint.add_processed(processed.iter().copied());
             for (key, reason) in failed {
                 self.checkpoint.add_failed(key, reason);
             }
-            self.checkpoint.collapse_closed_folders(listing, closed_before_ms);
+            if !self.merged_another {
+                self.checkpoint.collapse_closed_folders(listing, closed_before_ms);
+            }
             let mode = match &self.etag {
                 Some(tag) => PutMode::Update(tag.clone()),
                 None => PutMode::Create,
@@ -77,7 +88,10 @@ impl<'a> StoredCheckpoint<'a> {
                     self.etag = etag;
                     return Ok(());
                 }
-                PutOutcome::Conflict => self.reload().await?,
+                PutOutcome::Conflict => {
+                    self.reload().await?;
+                    self.merged_another = true;
+                }
             }
         }
         Err(Error::CheckpointContention { location: self.lake.describe(CHECKPOINT_KEY) })
@@ -96,5 +110,40 @@ fn legacy_aliases(raw_id: &str, lake_id: &str) -> Vec<String> {
     match (raw.parent(), lake.parent(), raw.file_name()) {
         (Some(a), Some(b), Some(name)) if a == b => vec![name.to_string_lossy().into_owned()],
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cwms_store::LocalStore;
+
+    use super::*;
+
+    fn listing(keys: &[&str]) -> Vec<ObjectMeta> {
+        keys.iter().map(|key| ObjectMeta::new(*key, 1, 0, None)).collect()
+    }
+
+    /// Two runs read the checkpoint at once; the one that listed more (objects arrived in
+    /// between) writes first, and the other loses the race: it must keep what the first
+    /// recorded of objects and folders its own listing does not show, processed and failed.
+    #[tokio::test]
+    async fn a_lost_race_keeps_what_the_winner_recorded_beyond_this_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = LocalStore::create(dir.path().join("raw")).await.unwrap();
+        let lake = LocalStore::create(dir.path().join("lake")).await.unwrap();
+        let early = listing(&["09/a.gz"]);
+        let late = listing(&["09/a.gz", "09/c.gz", "10/b.gz", "10/bad.gz"]);
+        let mut slow = StoredCheckpoint::load(&lake, &raw).await.unwrap();
+        let mut fast = StoredCheckpoint::load(&lake, &raw).await.unwrap();
+        let failed = [("10/bad.gz".to_owned(), "invalid gzip data".to_owned())];
+        fast.save(&["09/a.gz", "09/c.gz", "10/b.gz"], &failed, &late, i64::MIN).await.unwrap();
+        // By the time the slow run writes, folder 09 looks closed to it: its newest listed object
+        // is old, and it never saw c.gz.
+        slow.save(&["09/a.gz"], &[], &early, i64::MAX).await.unwrap();
+        assert!(slow.merged_another, "the slow run lost the race");
+        let after = StoredCheckpoint::load(&lake, &raw).await.unwrap();
+        let processed: Vec<&str> = late.iter().filter(|o| after.checkpoint.is_processed(o, true)).map(|o| o.key.as_str()).collect();
+        assert_eq!(processed, ["09/a.gz", "09/c.gz", "10/b.gz"]);
+        assert_eq!(after.checkpoint.failed().keys().collect::<Vec<_>>(), ["10/bad.gz"]);
     }
 }
