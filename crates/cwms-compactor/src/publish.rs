@@ -194,8 +194,9 @@ async fn merge_and_write(lake: &dyn ObjectStore, object: &LakeObject, incoming: 
         let (object_c, incoming_c, write) = (object.clone(), Arc::clone(&incoming), options.write.clone());
         let location = lake.describe(&key);
         let rebuilding = options.rebuild.is_some();
-        if existing.is_none() && !rebuilding {
-            check_not_lost(lake, object).await?;
+        if existing.is_none() && !rebuilding && !check_not_lost(lake, object).await? {
+            // Another writer created the object since it was read: merge into that.
+            continue;
         }
         // Merged a row group at a time (cwms_parquet::merge_into_object): memory does not grow
         // with the size of the object.
@@ -379,9 +380,11 @@ fn without_location(message: &str, location: &str) -> String {
 
 /// Stops the publish of a `metrics_1m` object that is missing while its day's rollup holds rows
 /// of its hour: it was deleted or lost, and writing only the new datums would drop the rest.
-async fn check_not_lost(lake: &dyn ObjectStore, object: &LakeObject) -> Result<(), WriteError> {
+/// `Ok(false)` when the object is there after all: another writer created it (and then its day's
+/// rollup) after it was found missing, so the write starts over from it.
+async fn check_not_lost(lake: &dyn ObjectStore, object: &LakeObject) -> Result<bool, WriteError> {
     let day = object.day();
-    let Some(found) = lake.get(&day.key()).await? else { return Ok(()) };
+    let Some(found) = lake.get(&day.key()).await? else { return Ok(true) };
     let (day_c, location) = (day.clone(), lake.describe(&day.key()));
     let hour_start = object.time_range_ms().start;
     // An unreadable day is reported when the day is written; here it proves nothing.
@@ -392,7 +395,10 @@ async fn check_not_lost(lake: &dyn ObjectStore, object: &LakeObject) -> Result<(
     })
     .await?;
     if rows == 0 {
-        return Ok(());
+        return Ok(true);
+    }
+    if lake.get(&object.key()).await?.is_some() {
+        return Ok(false);
     }
     Err(WriteError::Object(format!(
         "the object is missing, but {} has {rows} rows of its hour: it was deleted or lost after being written, and writing only \

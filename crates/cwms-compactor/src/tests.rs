@@ -406,6 +406,126 @@ async fn a_deleted_lake_object_is_noticed_and_rebuilt_from_the_raw_zone() {
     assert_eq!(snapshot(&lake), reference);
 }
 
+/// A lake that, the first time one key is read and found missing, lets another compactor run
+/// over the same raw zone (without the raw objects `hidden`) to its end before answering: two
+/// runs interleaved at one exact point of this run's publish.
+#[derive(Debug)]
+struct AnotherRunDuringGet {
+    lake: LocalStore,
+    raw: std::path::PathBuf,
+    key: String,
+    hidden: Vec<&'static str>,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl ObjectStore for AnotherRunDuringGet {
+    fn list<'a>(&'a self, prefix: &'a str) -> cwms_store::BoxFuture<'a, cwms_store::Result<Vec<ObjectMeta>>> {
+        self.lake.list(prefix)
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> cwms_store::BoxFuture<'a, cwms_store::Result<Option<cwms_store::Object>>> {
+        Box::pin(async move {
+            let found = self.lake.get(key).await?;
+            if key == self.key && found.is_none() && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let aside = |key: &str| self.raw.with_file_name(format!("hidden-{}", key.replace('/', "-")));
+                for key in &self.hidden {
+                    std::fs::rename(self.raw.join(key), aside(key)).unwrap();
+                }
+                let (raw, lake) = (self.raw.clone(), self.lake.clone());
+                let other = tokio::task::spawn_blocking(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    runtime.block_on(async { compact(&LocalStore::new(raw), &lake, &options()).await })
+                })
+                .await
+                .unwrap()
+                .unwrap();
+                assert!(other.is_success(), "the other run: {other:?}");
+                for key in &self.hidden {
+                    std::fs::rename(aside(key), self.raw.join(key)).unwrap();
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    fn get_chunks<'a>(&'a self, key: &'a str) -> cwms_store::BoxFuture<'a, cwms_store::Result<Option<cwms_store::Chunks>>> {
+        self.lake.get_chunks(key)
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Bytes,
+        mode: PutMode,
+    ) -> cwms_store::BoxFuture<'a, cwms_store::Result<cwms_store::PutOutcome>> {
+        self.lake.put(key, bytes, mode)
+    }
+
+    fn describe(&self, key: &str) -> String {
+        self.lake.describe(key)
+    }
+
+    fn identity(&self) -> String {
+        self.lake.identity()
+    }
+}
+
+/// Another compactor creates a `metrics_1m` object, and writes its day's rollup, after this run
+/// found the object missing: the rollup's rows of that hour do not mean the object was lost (the
+/// guard against writing only the new datums over a deleted object), the run merges into the
+/// object the other wrote, and both runs' lake is the lake of one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_another_run_created_meanwhile_is_merged_into_not_reported_lost() {
+    let objects = raw_objects();
+    let reference = reference_lake(&objects).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    write_raw(&raw, &objects).await;
+    let key = LakeObject::minutes("2025-11-26", "AWS/EC2", 5).unwrap().key();
+    let interleaved = AnotherRunDuringGet {
+        lake: LocalStore::create(&lake).await.unwrap(),
+        raw: raw.clone(),
+        key,
+        hidden: Vec::new(),
+        done: Default::default(),
+    };
+    let report = compact(&LocalStore::create(&raw).await.unwrap(), &interleaved, &options()).await.unwrap();
+    assert!(interleaved.done.load(std::sync::atomic::Ordering::SeqCst), "the other run ran");
+    assert!(report.is_success(), "{:?}", report.partition_errors);
+    assert_eq!(snapshot(&lake), reference);
+    assert_eq!(run(&raw, &lake, &options()).await.unwrap().objects_pending, 0);
+}
+
+/// Another compactor, whose raw listing lacks this run's latest object, writes the `metrics_1m`
+/// objects of a day between this run's reading of one and its conditional PUT: the PUT loses the
+/// race, and the run reads the object again and merges into it, rather than taking the other's
+/// version (without the datums only this run has) as its own or writing over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_put_race_merges_again_and_keeps_both_runs_datums() {
+    let mut objects = raw_objects();
+    let late: String = (0..3).map(|h| line("AWS/EC2", "CPUUtilization", 9, T0 + h * HOUR, 1.0, 7.0)).collect();
+    objects.push(("2025/11/26/08/late.gz".to_owned(), gzip(&late)));
+    let reference = reference_lake(&objects).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    write_raw(&raw, &objects).await;
+    // The day's rollup is read (and found missing) after the hour object was read and before
+    // it is written: the other run goes there.
+    let key = LakeObject::hourly("2025-11-26", "AWS/EC2").unwrap().key();
+    let interleaved = AnotherRunDuringGet {
+        lake: LocalStore::create(&lake).await.unwrap(),
+        raw: raw.clone(),
+        key,
+        hidden: vec!["2025/11/26/08/late.gz"],
+        done: Default::default(),
+    };
+    let report = compact(&LocalStore::create(&raw).await.unwrap(), &interleaved, &options()).await.unwrap();
+    assert!(interleaved.done.load(std::sync::atomic::Ordering::SeqCst), "the other run ran");
+    assert!(report.is_success(), "{:?}", report.partition_errors);
+    assert_eq!(snapshot(&lake), reference);
+    assert_eq!(run(&raw, &lake, &options()).await.unwrap().objects_pending, 0);
+}
+
 #[tokio::test]
 async fn a_rebuild_replaces_a_corrupt_object() {
     let objects = raw_objects();
