@@ -1,6 +1,7 @@
 //! Integration tests.
 
 mod cli;
+mod concurrent;
 mod deployed;
 mod firehose;
 mod fuzz_regressions;
