@@ -223,7 +223,8 @@ impl LakeObject {
         }
         match (table, hour) {
             (Table::Metrics1m, Some(h)) if h < 24 => {}
-            (Table::Metrics1m, _) => return Err(invalid(format!("hour {hour:?} is not 00 to 23"))),
+            (Table::Metrics1m, Some(h)) => return Err(invalid(format!("hour {h} is not 00 to 23"))),
+            (Table::Metrics1m, None) => return Err(invalid("a metrics_1m object needs an hour, 00 to 23".into())),
             (Table::Metrics1h, None) => {}
             (Table::Metrics1h, Some(_)) => return Err(invalid("a metrics_1h object has no hour".into())),
         }
@@ -462,9 +463,19 @@ mod tests {
         assert_eq!(object.key(), "metrics_1m/dt=2026-11-26/namespace=AWS%2FEC2/07.parquet");
         assert_eq!(object.day().key(), "metrics_1h/dt=2026-11-26/namespace=AWS%2FEC2/day.parquet");
         assert_eq!(partition_path(Table::Metrics1h, "2026-11-26", "AWS/EC2"), "metrics_1h/dt=2026-11-26/namespace=AWS%2FEC2/");
-        assert!(LakeObject::minutes("2026-11-26", "AWS/EC2", 24).is_err());
-        assert!(LakeObject::hourly("2026-13-01", "AWS/EC2").is_err());
-        assert!(LakeObject::hourly("2026-11-26", "").is_err());
+        let error = |result: Result<LakeObject>| result.unwrap_err().to_string();
+        assert_eq!(
+            error(LakeObject::minutes("2026-11-26", "AWS/EC2", 24)),
+            r#"lake object key "metrics_1m/dt=2026-11-26/namespace=AWS%2FEC2/24.parquet": hour 24 is not 00 to 23"#
+        );
+        assert_eq!(
+            error(LakeObject::hourly("2026-13-01", "AWS/EC2")),
+            r#"lake object key "metrics_1h/dt=2026-13-01/namespace=AWS%2FEC2/day.parquet": dt "2026-13-01" is not a date of the form YYYY-MM-DD"#
+        );
+        assert_eq!(
+            error(LakeObject::hourly("2026-11-26", "")),
+            r#"lake object key "metrics_1h/dt=2026-11-26/namespace=/day.parquet": empty namespace"#
+        );
         // Every escapable character survives the key and its parsing.
         let namespace: String = (1u8..128).map(char::from).collect();
         let object = LakeObject::minutes("2026-11-26", &namespace, 0).unwrap();
@@ -479,6 +490,10 @@ mod tests {
             assert_eq!(object.time_range_ms(), hour.start_ms()..hour.start_ms() + HOUR_MS, "{ms}");
             assert!(object.day().time_range_ms().contains(&ms));
         }
-        assert!(LakeObject::minutes_at("AWS/EC2", 253_402_300_800_000).is_err());
+        // utc_hour clamps the timestamp to the calendar's last day, at midnight.
+        assert_eq!(
+            LakeObject::minutes_at("AWS/EC2", 253_402_300_800_000).unwrap_err().to_string(),
+            r#"lake object key "metrics_1m/dt=9999-12-31/namespace=AWS%2FEC2/00.parquet": timestamp 253402300800000 ms is outside the calendar"#
+        );
     }
 }
