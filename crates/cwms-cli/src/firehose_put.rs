@@ -379,8 +379,9 @@ mod tests {
     fn stream_names_are_checked_as_firehose_checks_them() {
         assert_eq!(parse_stream_name("metrics-to-lake_1.0"), Ok("metrics-to-lake_1.0".to_owned()));
         assert!(parse_stream_name(&"a".repeat(64)).is_ok());
+        let rule = "a Firehose delivery stream name has 1 to 64 characters, each a letter, a digit, `_`, `.` or `-`";
         for bad in ["", "has space", "arn:aws:firehose:us-east-1:1:deliverystream/x", &"a".repeat(65)] {
-            assert!(parse_stream_name(bad).is_err(), "{bad}");
+            assert_eq!(parse_stream_name(bad), Err(rule.to_owned()), "{bad}");
         }
     }
 
