@@ -41,26 +41,20 @@ fn line(d: &Datum<'_>) -> String {
     String::from_utf8(out).unwrap()
 }
 
-/// True when two numbers are equal or neighbours.
-///
-/// Without its `float_roundtrip` feature, serde_json parses some 17-digit numbers to a neighbour
-/// of the value written (about one datum in eight here has such a number). The generator writes
-/// exact shortest round-trip text, as CloudWatch does, so one unit in the last place is what such
-/// a build can lose; anything further is a real loss.
-fn within_one_ulp(a: f64, b: f64) -> bool {
-    a == b || (a.signum() == b.signum() && a.to_bits().abs_diff(b.to_bits()) <= 1)
-}
-
-/// Asserts that a decoded datum carries what was generated.
+/// Asserts that a decoded datum carries exactly what was generated: every number the same
+/// float, bit for bit. The generator writes shortest round-trip text, as CloudWatch does, and the
+/// decoder reads a number's text to exactly its float (cwms-decode's `numbers_are_read_exactly`;
+/// serde_json with `float_roundtrip`), so any difference, even one unit in the last place, is a loss.
 fn assert_same(got: &Datum<'_>, want: &Datum<'_>) {
-    let numbers =
-        |d: &Datum<'_>| -> Vec<f64> { [d.count, d.sum, d.max, d.min].into_iter().chain(d.stats.iter().map(|(_, v)| *v)).collect() };
+    let numbers = |d: &Datum<'_>| -> Vec<u64> {
+        [d.count, d.sum, d.max, d.min].into_iter().chain(d.stats.iter().map(|(_, v)| *v)).map(f64::to_bits).collect()
+    };
     let names = |d: &Datum<'_>| -> Vec<String> { d.stats.iter().map(|(n, _)| n.to_string()).collect() };
     let same = key(got) == key(want)
         && (&got.account_id, &got.region, &got.unit, &got.metric_stream_name)
             == (&want.account_id, &want.region, &want.unit, &want.metric_stream_name)
         && names(got) == names(want)
-        && numbers(got).iter().zip(numbers(want)).all(|(a, b)| within_one_ulp(*a, b));
+        && numbers(got) == numbers(want);
     assert!(same, "decoded {}\ngenerated {}", line(got), line(want));
 }
 
@@ -314,20 +308,37 @@ fn the_transform_fails_exactly_the_malformed_records() {
             assert_eq!(response.result.as_str(), expected, "record {index}");
             let data = base64::engine::general_purpose::STANDARD.decode(record.data.as_deref().unwrap()).unwrap();
             assert_eq!(data, all[index].bytes);
+            // The transform removes exact duplicates inside a record only (across records they
+            // remain): a good record's output is its datums, in order, each once.
+            if !all[index].is_malformed() {
+                let decoded = decode_lines(&response.data);
+                assert!(decoded.is_clean(), "record {index}: {:?}", decoded.errors.first());
+                let text = plain(&all[index]);
+                let input = decode_lines(&text).datums;
+                let mut seen = HashSet::new();
+                let once: Vec<&Datum<'_>> = input.iter().filter(|d| seen.insert(line(d))).collect();
+                assert_eq!(decoded.datums.len(), once.len(), "record {index}: datums out");
+                for (got, want) in decoded.datums.iter().zip(once) {
+                    assert_same(got, want);
+                }
+            }
             out.extend_from_slice(&response.data);
             index += 1;
         }
     }
     assert_eq!(index, all.len());
-    // The transform removes duplicates inside a record only; across records they remain.
+    // Together the records hold every datum of the spec, each exactly as the spec has it, and
+    // nothing else: no map by identity hides a datum that should not be there.
     let decoded = decode_lines(&out);
     assert!(decoded.is_clean());
-    let got: HashMap<_, _> = decoded.datums.iter().map(|d| (key(d), d)).collect();
-    let expected = datums(&spec);
-    assert_eq!(got.len(), expected.len(), "the transform's output is exactly the spec's datums");
-    for want in &expected {
-        assert_same(got[&key(want)], want);
+    let expected: HashMap<_, _> = datums(&spec).into_iter().map(|d| (key(&d), d)).collect();
+    let mut delivered = HashSet::new();
+    for got in &decoded.datums {
+        let want = expected.get(&key(got)).unwrap_or_else(|| panic!("a datum the spec does not have: {}", line(got)));
+        assert_same(got, want);
+        delivered.insert(key(got));
     }
+    assert_eq!(delivered.len(), expected.len(), "the transform's output is exactly the spec's datums");
 }
 
 #[test]
