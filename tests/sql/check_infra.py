@@ -39,7 +39,8 @@ For each template:
   iam-vs-sdk:<file>  the compactor role's actions equal the AWS SDK calls the compactor's code makes
                      (read from crates/cwms-store and crates/cwms-compactor), plus what Lambda itself
                      needs (logs, the dead-letter queue, KMS).
-  binaries:<file>    the Binary of each rust-cargolambda function is a workspace binary.
+  binaries:<file>    the Binary of each rust-cargolambda function is a binary target of the workspace
+                     (`cargo metadata`), built by `cargo build --bins`.
 And once:
   samconfig          `sam build` will not prompt for the rust-cargolambda beta feature.
   cost-notes         infra/README.md's cost table counts the custom metrics the code emits and the
@@ -1147,29 +1148,45 @@ def check_cost_notes(cfn: dict) -> str:
     return f"{transform + compactor} custom metrics and {alarms} alarms, as the code and template have them"
 
 
+def workspace_targets() -> tuple[set[str], dict[str, tuple[str, list[str]]]]:
+    """The workspace's packages, and every binary target of theirs as cargo itself reads the
+    manifests (auto-discovered `src/main.rs` and `src/bin/*`, explicit `[[bin]]`): name ->
+    (package, required features)."""
+    cargo = os.environ.get("CARGO", "cargo")
+    command = [cargo, "metadata", "--no-deps", "--offline", "--format-version", "1"]
+    try:
+        proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CheckFailed(f"cannot run `{' '.join(command)}` to list the workspace's binaries: {e}")
+    if proc.returncode != 0:
+        raise CheckFailed(f"`{' '.join(command)}` failed: {proc.stderr.strip()}")
+    packages = json.loads(proc.stdout)["packages"]
+    return {p["name"] for p in packages}, {target["name"]: (p["name"], target.get("required-features", []))
+                                           for p in packages for target in p["targets"] if "bin" in target["kind"]}
+
+
 def check_binaries(cfn_sam: dict) -> str:
-    """The Binary of each rust-cargolambda function is a package in the workspace."""
-    packages = {}
-    for manifest in REPO.glob("crates/*/Cargo.toml"):
-        data = tomllib.loads(manifest.read_text())
-        name = data.get("package", {}).get("name")
-        bins = {b.get("name") for b in data.get("bin", [])}
-        if (manifest.parent / "src" / "main.rs").exists():
-            bins.add(name)
-        packages[name] = bins
-    missing, notes = [], []
+    """The Binary of each rust-cargolambda function is a binary target of the workspace, and
+    `cargo build --bins` (default features, as `sam build` builds it) built it into BIN_DIR."""
+    packages, binaries = workspace_targets()
+    problems, found = [], []
     for rid, r in cfn_sam.get("Resources", {}).items():
         binary = r.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
         if r.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda" or not binary:
             continue
-        owners = [p for p, bins in packages.items() if binary in bins]
-        if not owners and binary not in packages:
-            missing.append(f"{rid}: no workspace package or binary named {binary}")
-        elif not owners:
-            notes.append(f"{binary}: package exists, binary target not written yet")
-    if missing:
-        raise CheckFailed("; ".join(missing))
-    return "; ".join(notes) or "every Binary is a workspace binary"
+        if binary not in binaries:
+            why = " (the package exists but has no binary target)" if binary in packages else ""
+            problems.append(f"{rid}: Binary {binary} is no binary target of the workspace{why}: `sam build` cannot build it")
+            continue
+        package, features = binaries[binary]
+        if not (BIN_DIR / binary).is_file():
+            needs = f"; it needs the features {features}, which must be default" if features else ""
+            problems.append(f"{rid}: Binary {binary} (package {package}) is not built in {BIN_DIR}: run `cargo build --bins`{needs}")
+            continue
+        found.append(f"{binary} ({package})")
+    if problems:
+        raise CheckFailed("\n".join(problems))
+    return f"built: {', '.join(found)}" if found else "no rust-cargolambda function"
 
 
 def main() -> int:
