@@ -225,3 +225,168 @@ fn serve_warns_loudly_off_loopback() {
     let server = Serve::start(dir.path().to_str().unwrap(), "127.0.0.1:0", &[]);
     assert!(!server.stop().contains("WARNING"));
 }
+
+/// The Rust SDK (Smithy RPC v2 CBOR) gets the same answers as AWS JSON 1.0, whose numbers the
+/// boto3 test checks against DuckDB: the same metrics, the same datapoints bit for bit.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_answers_the_rust_sdk_over_cbor_as_it_answers_json() {
+    use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, Statistic};
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = make_lake(dir.path());
+    let server = Serve::start(lake.to_str().unwrap(), "127.0.0.1:0", &[]);
+    let client = aws_sdk_cloudwatch::Client::new(&cwms_tests::servers::sdk_config(&server.endpoint));
+    let json = |operation: &str, body: serde_json::Value| {
+        let (status, text) = server.call(operation, &body.to_string());
+        assert_eq!(status, 200, "{operation}: {text}");
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+
+    // ListMetrics, every page.
+    let mut listed = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client.list_metrics().set_next_token(token).send().await.unwrap();
+        for m in page.metrics() {
+            let dimensions: Vec<(String, String)> =
+                m.dimensions().iter().map(|d| (d.name().unwrap().to_owned(), d.value().unwrap().to_owned())).collect();
+            listed.push((m.namespace().unwrap().to_owned(), m.metric_name().unwrap().to_owned(), dimensions));
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    let from_json: Vec<(String, String, Vec<(String, String)>)> = json("ListMetrics", serde_json::json!({}))["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let dimensions = m["Dimensions"].as_array().unwrap().iter();
+            let dimensions = dimensions.map(|d| (d["Name"].as_str().unwrap().to_owned(), d["Value"].as_str().unwrap().to_owned()));
+            (m["Namespace"].as_str().unwrap().to_owned(), m["MetricName"].as_str().unwrap().to_owned(), dimensions.collect())
+        })
+        .collect();
+    assert!(listed.len() > 10);
+    assert_eq!(listed, from_json);
+
+    // GetMetricStatistics for a few metrics, every standard statistic.
+    let (start, end) = (1_768_516_200, 1_768_525_200); // 22:30 to 01:00, across midnight
+    for (namespace, metric, dimensions) in listed.iter().step_by(7) {
+        let mut request = client
+            .get_metric_statistics()
+            .namespace(namespace)
+            .metric_name(metric)
+            .start_time(DateTime::from_secs(start))
+            .end_time(DateTime::from_secs(end))
+            .period(300);
+        for s in [Statistic::SampleCount, Statistic::Sum, Statistic::Average, Statistic::Minimum, Statistic::Maximum] {
+            request = request.statistics(s);
+        }
+        for (name, value) in dimensions {
+            request = request.dimensions(Dimension::builder().name(name).value(value).build());
+        }
+        let answer = request.send().await.unwrap();
+        let body = serde_json::json!({
+            "Namespace": namespace, "MetricName": metric, "StartTime": start, "EndTime": end, "Period": 300,
+            "Dimensions": dimensions.iter().map(|(n, v)| serde_json::json!({"Name": n, "Value": v})).collect::<Vec<_>>(),
+            "Statistics": ["SampleCount", "Sum", "Average", "Minimum", "Maximum"],
+        });
+        let expected = json("GetMetricStatistics", body);
+        let expected = expected["Datapoints"].as_array().unwrap();
+        assert_eq!(answer.label(), Some(metric.as_str()));
+        assert_eq!(answer.datapoints().len(), expected.len());
+        assert!(!expected.is_empty());
+        for (got, want) in answer.datapoints().iter().zip(expected) {
+            assert_eq!(got.timestamp().unwrap().secs(), want["Timestamp"].as_i64().unwrap());
+            let values = [got.sample_count(), got.sum(), got.average(), got.minimum(), got.maximum()];
+            let wanted = ["SampleCount", "Sum", "Average", "Minimum", "Maximum"].map(|s| want[s].as_f64());
+            assert_eq!(values, wanted, "{namespace} {metric}");
+            assert_eq!(got.unit().map(|u| u.as_str()), want["Unit"].as_str());
+        }
+    }
+
+    // GetMetricData in pages of 50, against one JSON answer.
+    let query = |id: &str, (namespace, metric, dimensions): &(String, String, Vec<(String, String)>), period: i32, stat: &str| {
+        let mut m = Metric::builder().namespace(namespace).metric_name(metric);
+        for (name, value) in dimensions {
+            m = m.dimensions(Dimension::builder().name(name).value(value).build());
+        }
+        let stat = MetricStat::builder().metric(m.build()).period(period).stat(stat).build();
+        MetricDataQuery::builder().id(id).metric_stat(stat).build()
+    };
+    let queries = [query("a", &listed[0], 60, "Sum"), query("b", &listed[3], 600, "Average"), query("c", &listed[5], 3600, "Maximum")];
+    let mut got: Vec<(String, i64, f64)> = Vec::new();
+    let mut token = None;
+    let mut pages = 0;
+    loop {
+        let mut request = client
+            .get_metric_data()
+            .start_time(DateTime::from_secs(1_768_514_400))
+            .end_time(DateTime::from_secs(1_768_528_800))
+            .scan_by(ScanBy::TimestampAscending)
+            .max_datapoints(50)
+            .set_next_token(token);
+        for q in &queries {
+            request = request.metric_data_queries(q.clone());
+        }
+        let page = request.send().await.unwrap();
+        pages += 1;
+        for r in page.metric_data_results() {
+            for (t, v) in r.timestamps().iter().zip(r.values()) {
+                got.push((r.id().unwrap().to_owned(), t.secs(), *v));
+            }
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    let q = |id: &str, (namespace, metric, dimensions): &(String, String, Vec<(String, String)>), period: i32, stat: &str| {
+        serde_json::json!({"Id": id, "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": metric,
+            "Dimensions": dimensions.iter().map(|(n, v)| serde_json::json!({"Name": n, "Value": v})).collect::<Vec<_>>()},
+            "Period": period, "Stat": stat}})
+    };
+    let whole = json(
+        "GetMetricData",
+        serde_json::json!({"StartTime": 1_768_514_400, "EndTime": 1_768_528_800, "ScanBy": "TimestampAscending",
+            "MetricDataQueries": [q("a", &listed[0], 60, "Sum"), q("b", &listed[3], 600, "Average"), q("c", &listed[5], 3600, "Maximum")]}),
+    );
+    let mut want = Vec::new();
+    for r in whole["MetricDataResults"].as_array().unwrap() {
+        for (t, v) in r["Timestamps"].as_array().unwrap().iter().zip(r["Values"].as_array().unwrap()) {
+            want.push((r["Id"].as_str().unwrap().to_owned(), t.as_i64().unwrap(), v.as_f64().unwrap()));
+        }
+    }
+    assert!(pages > 2 && want.len() > 100, "{pages} pages, {} datapoints", want.len());
+    assert_eq!(got, want);
+
+    // Errors in the CBOR protocol's shape, with CloudWatch's codes.
+    let refused = client
+        .get_metric_statistics()
+        .namespace("AWS/EC2")
+        .metric_name("CPUUtilization")
+        .start_time(DateTime::from_secs(start))
+        .end_time(DateTime::from_secs(end))
+        .period(90)
+        .statistics(Statistic::Sum)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("InvalidParameterValue"), "{refused:?}");
+    assert!(refused.message().unwrap_or_default().contains("Period 90 is not a valid period"), "{refused:?}");
+    assert_eq!(refused.raw_response().map(|r| r.status().as_u16()), Some(400));
+    let expression = MetricDataQuery::builder().id("e").expression("SUM(METRICS())").build();
+    let refused = client
+        .get_metric_data()
+        .start_time(DateTime::from_secs(start))
+        .end_time(DateTime::from_secs(end))
+        .metric_data_queries(expression)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("InvalidParameterValue"), "{refused:?}");
+    assert!(refused.message().unwrap_or_default().contains("not supported"), "{refused:?}");
+}
