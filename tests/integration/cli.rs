@@ -692,7 +692,11 @@ fn objects_that_failed_earlier_are_named_on_every_run() {
     let retried = cwms_in(dir.path(), &["compact", "--json", "--retry-failed", "--raw", "raw", "--lake", "lake"]);
     assert_eq!(retried.status.code(), Some(1), "{}", describe(&retried));
     let retried: serde_json::Value = serde_json::from_slice(&retried.stdout).unwrap();
-    assert_eq!((retried["objects_failed"].as_array().unwrap().len(), &retried["objects_failed_earlier"]), (1, &serde_json::json!(0)), "{retried}");
+    assert_eq!(
+        (retried["objects_failed"].as_array().unwrap().len(), &retried["objects_failed_earlier"]),
+        (1, &serde_json::json!(0)),
+        "{retried}"
+    );
 
     // Once the object is gone (removed, or expired with raw/), nothing is outstanding.
     std::fs::remove_file(hour.join("broken.gz")).unwrap();

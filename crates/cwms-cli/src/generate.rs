@@ -361,7 +361,14 @@ fn write_ndjson(records: &[SampleRecord], out: &Output, force: bool) -> anyhow::
     }
 }
 
-fn write_events(spec: &Spec, records: &[SampleRecord], max_event_bytes: usize, one: bool, out: &Output, force: bool) -> anyhow::Result<String> {
+fn write_events(
+    spec: &Spec,
+    records: &[SampleRecord],
+    max_event_bytes: usize,
+    one: bool,
+    out: &Output,
+    force: bool,
+) -> anyhow::Result<String> {
     let mut events = cwms_sample::firehose_events(spec, records, max_event_bytes).context("--max-event-bytes is too small")?;
     if one {
         events.truncate(1);

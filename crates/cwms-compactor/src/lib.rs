@@ -251,7 +251,13 @@ pub async fn compact(raw: &dyn ObjectStore, lake: &dyn ObjectStore, options: &Op
     if !options.retry_failed && options.rebuild.is_none() {
         report.objects_failed_earlier = listing
             .iter()
-            .filter_map(|o| stored.checkpoint.failed().get(&o.key).map(|reason| ObjectProblem { location: raw.describe(&o.key), reason: reason.clone() }))
+            .filter_map(|o| {
+                stored
+                    .checkpoint
+                    .failed()
+                    .get(&o.key)
+                    .map(|reason| ObjectProblem { location: raw.describe(&o.key), reason: reason.clone() })
+            })
             .collect();
     }
     options.report(Progress::Listed { objects: pending.len(), bytes: pending.iter().map(|o| o.size).sum() });

@@ -399,8 +399,7 @@ impl Resumable {
             }
             self.attempt += 1;
             tracing::warn!(location = %self.location, %err, offset = self.offset, attempt = self.attempt, "the body of an object was cut short; reading on from where it stopped");
-            let mut request =
-                self.client.get_object().bucket(&self.bucket).key(&self.full_key).range(format!("bytes={}-", self.offset));
+            let mut request = self.client.get_object().bucket(&self.bucket).key(&self.full_key).range(format!("bytes={}-", self.offset));
             if let Some(etag) = &self.etag {
                 request = request.if_match(etag);
             }
